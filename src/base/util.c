@@ -1,0 +1,186 @@
+/* util.c - allocation that cannot fail, clocks, atomic file writes. */
+#include "base/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void oom(size_t n)
+{
+  fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+  abort();
+}
+
+void *xmalloc(size_t n)
+{
+  void *p = malloc(n ? n : 1);
+  if (!p)
+    oom(n);
+  return p;
+}
+
+void *xcalloc(size_t nmemb, size_t n)
+{
+  void *p = calloc(nmemb ? nmemb : 1, n ? n : 1);
+  if (!p)
+    oom(nmemb * n);
+  return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+  p = realloc(p, n ? n : 1);
+  if (!p)
+    oom(n);
+  return p;
+}
+
+char *xstrdup(const char *s)
+{
+  return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+  char *p = xmalloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  va_start(ap, fmt);
+  if (vasprintf(&s, fmt, ap) < 0)
+    oom(strlen(fmt));
+  va_end(ap);
+  return s;
+}
+
+int64_t now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void fmt_time_us(char *buf, size_t len, int64_t us)
+{
+  time_t sec = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&sec, &tm);
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len)
+{
+  /* The temporary name is unique per process and per call so that two writers
+   * never share one; rename() then makes the new content appear whole. */
+  static unsigned seq;
+  char *tmp = xasprintf("%s.tmp.%d.%u", path, (int)getpid(), seq++);
+  const char *p = data;
+  int fd, err = 0;
+
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    err = -errno;
+    goto out;
+  }
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      err = -errno;
+      break;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  /* fdatasync is what makes "results are written atomically" survive a power
+   * cut, not just a crash of drover. */
+  if (!err && fdatasync(fd) < 0)
+    err = -errno;
+  if (close(fd) < 0 && !err)
+    err = -errno;
+  if (!err && rename(tmp, path) < 0)
+    err = -errno;
+  if (err)
+    unlink(tmp);
+out:
+  free(tmp);
+  return err;
+}
+
+int read_file(const char *path, char **out, size_t *len)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  size_t cap = 4096, n = 0;
+  char *buf;
+
+  if (fd < 0)
+    return -errno;
+  buf = xmalloc(cap);
+  for (;;) {
+    ssize_t r;
+    if (n + 1 >= cap) {
+      cap *= 2;
+      buf = xrealloc(buf, cap);
+    }
+    r = read(fd, buf + n, cap - n - 1);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      int err = -errno;
+      free(buf);
+      close(fd);
+      return err;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+  }
+  close(fd);
+  buf[n] = '\0';
+  *out = buf;
+  if (len)
+    *len = n;
+  return 0;
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+  char *p = xstrdup(path), *s;
+  int err = 0;
+
+  for (s = p + 1;; s++) {
+    if (*s == '/' || *s == '\0') {
+      char c = *s;
+      *s = '\0';
+      if (mkdir(p, mode) < 0 && errno != EEXIST) {
+        err = -errno;
+        break;
+      }
+      *s = c;
+      if (c == '\0')
+        break;
+    }
+  }
+  free(p);
+  return err;
+}

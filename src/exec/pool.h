@@ -1,0 +1,40 @@
+/* pool.h - runs jobs with at most `slots` at once: higher priority first,
+ * then first come. Owns the queue; exec does the running. */
+#ifndef DROVER_EXEC_POOL_H
+#define DROVER_EXEC_POOL_H
+
+#include <stddef.h>
+#include <uv.h>
+#include "exec/exec.h"
+
+struct pool;
+
+struct pool_ops {
+  /* A queued job is about to start (may be NULL). */
+  void (*on_start)(struct pool *p, void *ud, struct exec *e, const struct job *j);
+  void (*on_line)(struct pool *p, void *ud, const struct job *j, enum job_stream s,
+                  int64_t ts_us, const char *data, size_t len, int partial);
+  void (*on_progress)(struct pool *p, void *ud, const struct job *j,
+                      const struct job_progress *pr);
+  /* Finished, timed out, cancelled (also while still queued: then r->started_us
+   * is 0), or failed to start. */
+  void (*on_done)(struct pool *p, void *ud, const struct job *j, const struct job_result *r);
+};
+
+struct pool *pool_new(uv_loop_t *loop, unsigned slots, const struct exec_opts *opts,
+                      const struct pool_ops *ops, void *ud);
+/* Queues j; the pool takes ownership of j's contents (the struct is moved,
+ * the caller must not release it). Starts it now when a slot is free. */
+void pool_submit(struct pool *p, struct job *j);
+/* Cancels a queued or running job by id. Returns 0, or -ENOENT. */
+int pool_cancel(struct pool *p, const char *id, uint64_t grace_ms);
+/* Stops starting queued jobs (they stay queued) / starts again. */
+void pool_pause(struct pool *p, int paused);
+/* Cancels everything queued and running. */
+void pool_cancel_all(struct pool *p, uint64_t grace_ms);
+unsigned pool_running(const struct pool *p);
+size_t pool_queued(const struct pool *p);
+/* Frees the pool; it must be idle (nothing running). */
+void pool_free(struct pool *p);
+
+#endif

@@ -1,0 +1,74 @@
+/* job.h - the job document: one JSON schema for a job, wherever it comes from
+ * (a file in a jobs directory, `drover job submit -f`, the REST API).
+ * docs/job-spec.md is the user-facing description; keep both in step. */
+#ifndef DROVER_JOB_JOB_H
+#define DROVER_JOB_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "base/id.h"
+
+enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT };
+
+#define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u)  /* 1h  */
+#define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)        /* 10s */
+
+struct job_kv {
+  char *key;
+  char *value;
+};
+
+struct job {
+  char id[129];             /* given (id_valid) or a generated UUIDv7 */
+  char *name;               /* NULL when absent */
+  enum job_kind kind;
+  char *command;            /* shell */
+  char **argv;              /* exec: NULL-terminated, argc entries */
+  size_t argc;
+  char *interpreter;        /* script: e.g. "python3" or "/usr/bin/env node" */
+  char *script;             /* script: the content */
+  struct job_kv *env;       /* extra environment, applied over drover's own */
+  size_t nenv;
+  char *workdir;            /* NULL: the runner's working directory */
+  uint64_t timeout_ms;      /* 0: no timeout; default 1h */
+  uint64_t kill_grace_ms;   /* TERM -> KILL grace; default 10s */
+  int priority;             /* higher runs first; default 0 */
+  char *idempotency_key;
+  struct job_kv *labels;
+  size_t nlabels;
+  unsigned attempt;         /* 1 for the first run; set by the runner, not the document */
+};
+
+/* Where a document was wrong. line and column are 1-based, 0 when unknown;
+ * field is the JSON path of the offending field ("timeout", "env.PATH",
+ * "argv[2]"), empty for syntax errors. */
+struct job_error {
+  int line, column;
+  char field[128];
+  char msg[256];
+};
+
+/* Parses a job document (JSON text, len bytes, need not be NUL-terminated)
+ * into j, which the caller provides and must job_release() on success.
+ * Unknown fields are errors (a typo must not be silently ignored), except
+ * fields that later versions reserve ("resources", "isolation", "tool",
+ * "container", "retries", "capabilities", "secrets") which are accepted and
+ * ignored for now. A missing id is generated.
+ * Returns 0, or -1 with err filled and j left empty. */
+int job_parse(struct job *j, const char *text, size_t len, struct job_error *err);
+/* Reads and parses a file. I/O errors are reported in err too. */
+int job_load_file(struct job *j, const char *path, struct job_error *err);
+/* Formats err for a user: "line 3, column 7: \"timeout\" must be a duration like \"30s\"".
+ * With origin (e.g. "job file 'jobs/a.json'") it is prefixed: "job file 'jobs/a.json': line 3...". */
+void job_error_format(const struct job_error *err, const char *origin, char *buf, size_t len);
+
+/* Makes an empty job with defaults (generated id, shell kind, 1h timeout, 10s grace). */
+void job_init(struct job *j);
+void job_release(struct job *j);
+
+/* Serialises j back to a JSON document (heap string, caller frees) that
+ * job_parse() reads to an equal job. */
+char *job_to_json(const struct job *j);
+const char *job_kind_name(enum job_kind k);
+
+#endif

@@ -53,10 +53,12 @@ struct cfg_opt {
 /* Where each option's value came from, for messages and tests. */
 enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_ENV, CFG_SRC_FLAG };
 
+#define CFG_MAX_TRACKED 64
 struct cfg_result {
   int argi;              /* index of the first non-option argument ("--" consumed) */
   char *config_path;     /* the YAML file read, or NULL */
   char err[512];         /* the message on failure (no "error: " prefix) */
+  enum cfg_source source[CFG_MAX_TRACKED]; /* per option index (the first 64), on success */
 };
 
 /* Options every command has. A command's option struct embeds

@@ -1,0 +1,536 @@
+/* job.c - the job document: defaults, parsing with positioned errors, JSON out. */
+#include "job/job.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/units.h"
+#include "base/util.h"
+#include "job/jsonpos.h"
+
+void job_init(struct job *j)
+{
+  memset(j, 0, sizeof *j);
+  id_new(j->id);
+  j->kind = JOB_SHELL;
+  j->timeout_ms = JOB_DEFAULT_TIMEOUT_MS;
+  j->kill_grace_ms = JOB_DEFAULT_KILL_GRACE_MS;
+  j->attempt = 1;
+}
+
+static void free_kv(struct job_kv *kv, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(kv[i].key);
+    free(kv[i].value);
+  }
+  free(kv);
+}
+
+void job_release(struct job *j)
+{
+  free(j->name);
+  free(j->command);
+  for (size_t i = 0; i < j->argc; i++)
+    free(j->argv[i]);
+  free(j->argv);
+  free(j->interpreter);
+  free(j->script);
+  free_kv(j->env, j->nenv);
+  free(j->workdir);
+  free(j->idempotency_key);
+  free_kv(j->labels, j->nlabels);
+  memset(j, 0, sizeof *j);
+}
+
+const char *job_kind_name(enum job_kind k)
+{
+  switch (k) {
+  case JOB_SHELL:
+    return "shell";
+  case JOB_EXEC:
+    return "exec";
+  case JOB_SCRIPT:
+    return "script";
+  }
+  return "unknown";
+}
+
+void job_error_format(const struct job_error *err, const char *origin, char *buf, size_t len)
+{
+  char pos[64] = "";
+  if (err->line > 0 && err->column > 0)
+    snprintf(pos, sizeof pos, "line %d, column %d: ", err->line, err->column);
+  else if (err->line > 0)
+    snprintf(pos, sizeof pos, "line %d: ", err->line);
+  if (origin && *origin)
+    snprintf(buf, len, "%s: %s%s", origin, pos, err->msg);
+  else
+    snprintf(buf, len, "%s%s", pos, err->msg);
+}
+
+int job_load_file(struct job *j, const char *path, struct job_error *err)
+{
+  char *text;
+  size_t len;
+  int rc = read_file(path, &text, &len);
+
+  if (rc < 0) {
+    job_init(j);
+    memset(err, 0, sizeof *err);
+    snprintf(err->msg, sizeof err->msg, "cannot read: %s", strerror(-rc));
+    return -1;
+  }
+  rc = job_parse(j, text, len, err);
+  free(text);
+  return rc;
+}
+
+/* ---- JSON out ---------------------------------------------------------- */
+
+/* Parsed documents hold only UTF-8, but a job built in code (argv from a
+ * command line) may not; such bytes become '?' rather than losing a field. */
+static json_t *jstr(const char *s)
+{
+  json_t *v = json_string(s);
+  if (!v) {
+    char *c = xstrdup(s);
+    for (char *p = c; *p; p++)
+      if ((unsigned char)*p >= 0x80)
+        *p = '?';
+    v = json_string(c);
+    free(c);
+  }
+  return v ? v : json_string("");
+}
+
+static json_t *kv_object(const struct job_kv *kv, size_t n)
+{
+  json_t *o = json_object();
+  for (size_t i = 0; i < n; i++) {
+    json_t *k = jstr(kv[i].key);
+    json_object_set_new(o, json_string_value(k), jstr(kv[i].value));
+    json_decref(k);
+  }
+  return o;
+}
+
+char *job_to_json(const struct job *j)
+{
+  json_t *o = json_object();
+  char buf[64], *out;
+
+  json_object_set_new(o, "id", jstr(j->id));
+  if (j->name)
+    json_object_set_new(o, "name", jstr(j->name));
+  json_object_set_new(o, "kind", json_string(job_kind_name(j->kind)));
+  if (j->command)
+    json_object_set_new(o, "command", jstr(j->command));
+  if (j->argv) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < j->argc; i++)
+      json_array_append_new(a, jstr(j->argv[i]));
+    json_object_set_new(o, "argv", a);
+  }
+  if (j->interpreter)
+    json_object_set_new(o, "interpreter", jstr(j->interpreter));
+  if (j->script)
+    json_object_set_new(o, "script", jstr(j->script));
+  if (j->nenv)
+    json_object_set_new(o, "env", kv_object(j->env, j->nenv));
+  if (j->workdir)
+    json_object_set_new(o, "workdir", jstr(j->workdir));
+  units_fmt_duration(buf, sizeof buf, j->timeout_ms);
+  json_object_set_new(o, "timeout", json_string(buf));
+  units_fmt_duration(buf, sizeof buf, j->kill_grace_ms);
+  json_object_set_new(o, "kill_grace", json_string(buf));
+  json_object_set_new(o, "priority", json_integer(j->priority));
+  if (j->idempotency_key)
+    json_object_set_new(o, "idempotency_key", jstr(j->idempotency_key));
+  if (j->nlabels)
+    json_object_set_new(o, "labels", kv_object(j->labels, j->nlabels));
+  out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (!out)
+    abort(); /* allocation failure */
+  return out;
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static const char *const known_fields[] = {
+    "id",  "name",    "kind",    "command",    "argv",     "interpreter",     "script",
+    "env", "workdir", "timeout", "kill_grace", "priority", "idempotency_key", "labels",
+};
+/* Accepted and ignored: later versions give them meaning, and a document
+ * written for them should still run here. */
+static const char *const reserved_fields[] = {
+    "resources", "isolation", "tool", "container", "retries", "capabilities", "secrets",
+};
+
+struct ctx {
+  const char *text;
+  size_t len;
+  struct job_error *err;
+};
+
+static void path_name(const struct jsonpos_seg *path, size_t n, char *buf, size_t len)
+{
+  size_t off = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && off < len; i++) {
+    int w = path[i].key ? snprintf(buf + off, len - off, "%s%s", i ? "." : "", path[i].key)
+                        : snprintf(buf + off, len - off, "[%zu]", path[i].index);
+    if (w < 0)
+      break;
+    off += (size_t)w;
+  }
+}
+
+/* Fills err with the position of path (its name with want_key) and the
+ * message; always returns -1 so callers can `return fail(...)`. */
+__attribute__((format(printf, 5, 6))) static int fail(struct ctx *c, const struct jsonpos_seg *path,
+                                                      size_t n, int want_key, const char *fmt, ...)
+{
+  va_list ap;
+  memset(c->err, 0, sizeof *c->err);
+  if (n > 0) {
+    jsonpos_locate(c->text, c->len, path, n, want_key, &c->err->line, &c->err->column);
+    path_name(path, n, c->err->field, sizeof c->err->field);
+  }
+  va_start(ap, fmt);
+  vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* How a wrong value is shown after "got": strings and numbers as written
+ * (shortened), containers by their kind. */
+static void describe(const json_t *v, char *buf, size_t len)
+{
+  char *s;
+  if (json_is_object(v)) {
+    snprintf(buf, len, "an object");
+    return;
+  }
+  if (json_is_array(v)) {
+    snprintf(buf, len, "an array");
+    return;
+  }
+  s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+  if (!s)
+    abort();
+  if (strlen(s) > 40)
+    snprintf(buf, len, "%.36s...%s", s, json_is_string(v) ? "\"" : "");
+  else
+    snprintf(buf, len, "%s", s);
+  free(s);
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
+  if (la > 64 || lb > 64)
+    return 99;
+  for (size_t k = 0; k <= lb; k++)
+    prev[k] = k;
+  for (size_t i = 1; i <= la; i++) {
+    cur[0] = i;
+    for (size_t k = 1; k <= lb; k++) {
+      size_t sub = prev[k - 1] + (a[i - 1] != b[k - 1]);
+      size_t del = prev[k] + 1, ins = cur[k - 1] + 1;
+      cur[k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+    memcpy(prev, cur, (lb + 1) * sizeof *prev);
+  }
+  return prev[lb];
+}
+
+static int unknown_field(struct ctx *c, const char *key)
+{
+  struct jsonpos_seg p = {key, 0};
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (size_t i = 0; i < ARRAY_SIZE(known_fields); i++) {
+    size_t d = edit_distance(key, known_fields[i]);
+    if (d < best_d && d * 3 <= strlen(known_fields[i])) {
+      best_d = d;
+      best = known_fields[i];
+    }
+  }
+  if (best)
+    return fail(c, &p, 1, 1, "unknown field \"%.60s\" (did you mean \"%s\"?)", key, best);
+  return fail(c, &p, 1, 1,
+              "unknown field \"%.60s\": known fields are id, name, kind, command, argv, "
+              "interpreter, script, env, workdir, timeout, kill_grace, priority, "
+              "idempotency_key, labels",
+              key);
+}
+
+static int get_string(struct ctx *c, const char *key, const json_t *v, int nonempty, char **out)
+{
+  struct jsonpos_seg p = {key, 0};
+  char got[64];
+  if (!json_is_string(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, &p, 1, 0, "\"%s\" must be a string, got %s", key, got);
+  }
+  if (nonempty && json_string_length(v) == 0)
+    return fail(c, &p, 1, 0, "\"%s\" must not be empty", key);
+  *out = xstrndup(json_string_value(v), json_string_length(v));
+  return 0;
+}
+
+static int get_duration(struct ctx *c, const char *key, const json_t *v, uint64_t *out)
+{
+  struct jsonpos_seg p = {key, 0};
+  char got[64];
+  describe(v, got, sizeof got);
+  if (json_is_string(v)) {
+    if (units_parse_duration(json_string_value(v), out) < 0)
+      return fail(c, &p, 1, 0, "\"%s\" must be a duration like \"30s\", got %s", key, got);
+    return 0;
+  }
+  /* A bare number is seconds, as in most job formats; 1e12 s is past any
+   * sensible limit and keeps the conversion exact. */
+  if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 1e12) {
+    *out = json_is_integer(v) ? (uint64_t)json_integer_value(v) * 1000
+                              : (uint64_t)llround(json_real_value(v) * 1000.0);
+    return 0;
+  }
+  return fail(c, &p, 1, 0, "\"%s\" must be a duration like \"30s\" or a number of seconds, got %s",
+              key, got);
+}
+
+/* env and labels: an object whose values are all strings. */
+static int get_kv(struct ctx *c, const char *key, const json_t *v, int is_env, struct job_kv **out,
+                  size_t *nout)
+{
+  struct jsonpos_seg p[2] = {{key, 0}, {NULL, 0}};
+  const char *k;
+  json_t *val;
+  char got[64];
+
+  if (!json_is_object(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 1, 0, "\"%s\" must be an object of strings like {\"%s\": \"%s\"}, got %s",
+                key, is_env ? "LANG" : "team", is_env ? "C.UTF-8" : "build", got);
+  }
+  *out = xcalloc(json_object_size(v) + 1, sizeof **out);
+  *nout = 0;
+  json_object_foreach((json_t *)v, k, val)
+  {
+    p[1].key = k;
+    if (!*k || (is_env && strchr(k, '=')))
+      return fail(c, p, 2, 1, "\"%s\" names must not be empty%s, got \"%.60s\"", key,
+                  is_env ? " or contain '='" : "", k);
+    if (!json_is_string(val)) {
+      describe(val, got, sizeof got);
+      return fail(c, p, 2, 0, "\"%s.%.60s\" must be a string, got %s", key, k, got);
+    }
+    (*out)[*nout].key = xstrdup(k);
+    (*out)[*nout].value = xstrndup(json_string_value(val), json_string_length(val));
+    (*nout)++;
+  }
+  return 0;
+}
+
+static int get_argv(struct ctx *c, struct job *j, const json_t *v)
+{
+  struct jsonpos_seg p[2] = {{"argv", 0}, {NULL, 0}};
+  size_t n = json_array_size(v);
+  char got[64];
+
+  if (!json_is_array(v) || n == 0) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 1, 0,
+                "\"argv\" must be a non-empty array of strings like [\"ls\", \"-l\"], got %s",
+                json_is_array(v) ? "[]" : got);
+  }
+  j->argv = xcalloc(n + 1, sizeof *j->argv);
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(v, i);
+    if (!json_is_string(e)) {
+      p[1].index = i;
+      describe(e, got, sizeof got);
+      return fail(c, p, 2, 0, "\"argv[%zu]\" must be a string, got %s", i, got);
+    }
+    j->argv[i] = xstrndup(json_string_value(e), json_string_length(e));
+    j->argc = i + 1;
+  }
+  if (json_string_length(json_array_get(v, 0)) == 0) {
+    p[1].index = 0;
+    return fail(c, p, 2, 0, "\"argv[0]\" must name the program to run, got \"\"");
+  }
+  return 0;
+}
+
+static int in_list(const char *key, const char *const *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(key, list[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static int parse_field(struct ctx *c, struct job *j, const char *key, const json_t *v)
+{
+  struct jsonpos_seg p = {key, 0};
+  char got[64], *s = NULL;
+  int rc;
+
+  if (strcmp(key, "id") == 0) {
+    if (get_string(c, key, v, 0, &s) < 0)
+      return -1;
+    if (!id_valid(s)) {
+      describe(v, got, sizeof got);
+      free(s);
+      return fail(c, &p, 1, 0,
+                  "\"id\" must be 1 to 128 letters, digits, '.', '_' or '-', not starting "
+                  "with '.', got %s",
+                  got);
+    }
+    snprintf(j->id, sizeof j->id, "%s", s);
+    free(s);
+    return 0;
+  }
+  if (strcmp(key, "kind") == 0) {
+    if (get_string(c, key, v, 0, &s) < 0)
+      return -1;
+    rc = 0;
+    if (strcmp(s, "shell") == 0)
+      j->kind = JOB_SHELL;
+    else if (strcmp(s, "exec") == 0)
+      j->kind = JOB_EXEC;
+    else if (strcmp(s, "script") == 0)
+      j->kind = JOB_SCRIPT;
+    else {
+      describe(v, got, sizeof got);
+      rc =
+          fail(c, &p, 1, 0, "\"kind\" must be one of \"shell\", \"exec\", \"script\", got %s", got);
+    }
+    free(s);
+    return rc;
+  }
+  if (strcmp(key, "name") == 0)
+    return get_string(c, key, v, 0, &j->name);
+  if (strcmp(key, "command") == 0)
+    return get_string(c, key, v, 1, &j->command);
+  if (strcmp(key, "argv") == 0)
+    return get_argv(c, j, v);
+  if (strcmp(key, "interpreter") == 0)
+    return get_string(c, key, v, 1, &j->interpreter);
+  if (strcmp(key, "script") == 0)
+    return get_string(c, key, v, 0, &j->script);
+  if (strcmp(key, "workdir") == 0)
+    return get_string(c, key, v, 1, &j->workdir);
+  if (strcmp(key, "idempotency_key") == 0)
+    return get_string(c, key, v, 1, &j->idempotency_key);
+  if (strcmp(key, "env") == 0)
+    return get_kv(c, key, v, 1, &j->env, &j->nenv);
+  if (strcmp(key, "labels") == 0)
+    return get_kv(c, key, v, 0, &j->labels, &j->nlabels);
+  if (strcmp(key, "timeout") == 0)
+    return get_duration(c, key, v, &j->timeout_ms);
+  if (strcmp(key, "kill_grace") == 0)
+    return get_duration(c, key, v, &j->kill_grace_ms);
+  if (strcmp(key, "priority") == 0) {
+    if (!json_is_integer(v) || json_integer_value(v) < -1000000 ||
+        json_integer_value(v) > 1000000) {
+      describe(v, got, sizeof got);
+      return fail(c, &p, 1, 0,
+                  "\"priority\" must be a whole number from -1000000 to 1000000, got %s", got);
+    }
+    j->priority = (int)json_integer_value(v);
+    return 0;
+  }
+  if (in_list(key, reserved_fields, ARRAY_SIZE(reserved_fields)))
+    return 0;
+  return unknown_field(c, key);
+}
+
+/* Which of command, argv, interpreter and script a kind takes, and the
+ * message for one it does not take. */
+static int check_kind(struct ctx *c, struct job *j, const json_t *root)
+{
+  static const char *const fields[] = {"command", "argv", "interpreter", "script"};
+  static const int allowed[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 1}};
+  static const char *const hint[] = {"set \"kind\": \"shell\"", "set \"kind\": \"exec\"",
+                                     "set \"kind\": \"script\"", "set \"kind\": \"script\""};
+  const char *kname = job_kind_name(j->kind);
+
+  if (j->command && j->argv) {
+    struct jsonpos_seg p = {j->kind == JOB_SHELL ? "argv" : "command", 0};
+    return fail(c, &p, 1, 1,
+                "\"command\" and \"argv\" cannot both be set: a shell job takes \"command\", an "
+                "exec job takes \"argv\"");
+  }
+  for (size_t i = 0; i < 4; i++) {
+    if (!allowed[j->kind][i] && json_object_get(root, fields[i])) {
+      struct jsonpos_seg p = {fields[i], 0};
+      return fail(c, &p, 1, 1, "\"%s\" is not used by %s %s job: %s", fields[i],
+                  j->kind == JOB_EXEC ? "an" : "a", kname, hint[i]);
+    }
+  }
+  for (size_t i = 0; i < 4; i++) {
+    if (allowed[j->kind][i] && !json_object_get(root, fields[i])) {
+      memset(c->err, 0, sizeof *c->err);
+      snprintf(c->err->field, sizeof c->err->field, "%s", fields[i]);
+      snprintf(c->err->msg, sizeof c->err->msg, "\"%s\" is required for %s %s job", fields[i],
+               j->kind == JOB_EXEC ? "an" : "a", kname);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int job_parse(struct job *j, const char *text, size_t len, struct job_error *err)
+{
+  struct ctx c = {text, len, err};
+  json_error_t jerr;
+  json_t *root, *v;
+  const char *key;
+
+  job_init(j);
+  memset(err, 0, sizeof *err);
+  root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    err->line = jerr.line > 0 ? jerr.line : 0;
+    err->column = jerr.column > 0 ? jerr.column : 0;
+    snprintf(err->msg, sizeof err->msg, "invalid JSON: %s", jerr.text);
+    job_release(j);
+    return -1;
+  }
+  if (!json_is_object(root)) {
+    fail(&c, NULL, 0, 0, "a job must be a JSON object like {\"command\": \"echo hi\"}");
+    jsonpos_locate(text, len, NULL, 0, 0, &err->line, &err->column);
+    goto fail;
+  }
+  /* Without "kind", the fields given say which kind is meant. */
+  if (!json_object_get(root, "kind")) {
+    if (json_object_get(root, "argv") && !json_object_get(root, "command"))
+      j->kind = JOB_EXEC;
+    else if (json_object_get(root, "script") || json_object_get(root, "interpreter"))
+      j->kind = JOB_SCRIPT;
+  }
+  /* jansson keeps members in document order, so the first mistake in the
+   * file is the one reported. */
+  json_object_foreach(root, key, v)
+  {
+    if (parse_field(&c, j, key, v) < 0)
+      goto fail;
+  }
+  if (check_kind(&c, j, root) < 0)
+    goto fail;
+  json_decref(root);
+  return 0;
+fail:
+  json_decref(root);
+  job_release(j);
+  return -1;
+}

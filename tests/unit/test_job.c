@@ -1,0 +1,256 @@
+/* test_job.c - job documents: each kind, defaults, each mistake with its
+ * position, round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "job/job.h"
+
+static void parse_ok(struct job *j, const char *text)
+{
+  struct job_error e;
+  int rc = job_parse(j, text, strlen(text), &e);
+  if (rc != 0)
+    fail_msg("unexpected error: line %d, column %d: %s", e.line, e.column, e.msg);
+}
+
+/* Parses a bad document and checks what the user is told. */
+static void parse_bad(const char *text, int line, int column, const char *field, const char *msg)
+{
+  struct job j;
+  struct job_error e;
+  assert_int_equal(job_parse(&j, text, strlen(text), &e), -1);
+  assert_string_equal(e.msg, msg);
+  assert_string_equal(e.field, field);
+  assert_int_equal(e.line, line);
+  assert_int_equal(e.column, column);
+  job_release(&j); /* safe on a failed parse: it is left empty */
+}
+
+static void test_job_shell_defaults(void **state)
+{
+  struct job j;
+  parse_ok(&j, "{\"command\": \"echo hi\"}");
+  assert_int_equal(j.kind, JOB_SHELL);
+  assert_string_equal(j.command, "echo hi");
+  assert_int_equal(j.timeout_ms, 3600000);
+  assert_int_equal(j.kill_grace_ms, 10000);
+  assert_int_equal(j.priority, 0);
+  assert_int_equal(j.attempt, 1);
+  assert_null(j.name);
+  assert_null(j.argv);
+  assert_null(j.workdir);
+  assert_int_equal(j.nenv, 0);
+  assert_int_equal(strlen(j.id), 36); /* generated UUIDv7 */
+  assert_int_equal(j.id[14], '7');
+  job_release(&j);
+}
+
+static void test_job_exec_and_script(void **state)
+{
+  struct job j;
+  parse_ok(&j, "{\"id\": \"build-7\", \"kind\": \"exec\", \"argv\": [\"ls\", \"-l\", \"/tmp\"],"
+               " \"env\": {\"LANG\": \"C\", \"X\": \"\"}, \"workdir\": \"/srv\", \"timeout\": 90,"
+               " \"kill_grace\": \"500ms\", \"priority\": -3, \"labels\": {\"team\": \"ci\"},"
+               " \"idempotency_key\": \"k1\", \"name\": \"list\"}");
+  assert_string_equal(j.id, "build-7");
+  assert_int_equal(j.kind, JOB_EXEC);
+  assert_int_equal(j.argc, 3);
+  assert_string_equal(j.argv[2], "/tmp");
+  assert_null(j.argv[3]);
+  assert_int_equal(j.nenv, 2);
+  assert_string_equal(j.env[0].key, "LANG");
+  assert_string_equal(j.env[1].value, "");
+  assert_string_equal(j.workdir, "/srv");
+  assert_int_equal(j.timeout_ms, 90000);
+  assert_int_equal(j.kill_grace_ms, 500);
+  assert_int_equal(j.priority, -3);
+  assert_string_equal(j.labels[0].value, "ci");
+  assert_string_equal(j.idempotency_key, "k1");
+  assert_string_equal(j.name, "list");
+  job_release(&j);
+
+  parse_ok(&j, "{\"kind\": \"script\", \"interpreter\": \"python3\", \"script\": \"print(1)\\n\","
+               " \"timeout\": 0.25, \"resources\": {\"cpu\": 2}, \"retries\": 3}");
+  assert_int_equal(j.kind, JOB_SCRIPT);
+  assert_string_equal(j.interpreter, "python3");
+  assert_string_equal(j.script, "print(1)\n");
+  assert_int_equal(j.timeout_ms, 250);
+  job_release(&j);
+
+  /* Without "kind", argv means exec and script means script. */
+  parse_ok(&j, "{\"argv\": [\"true\"]}");
+  assert_int_equal(j.kind, JOB_EXEC);
+  job_release(&j);
+  parse_ok(&j, "{\"interpreter\": \"sh\", \"script\": \"exit 0\", \"timeout\": \"0\"}");
+  assert_int_equal(j.kind, JOB_SCRIPT);
+  assert_int_equal(j.timeout_ms, 0);
+  job_release(&j);
+}
+
+static void test_job_syntax_errors(void **state)
+{
+  parse_bad("{\n  \"command\": \"x\",\n}", 3, 1, "",
+            "invalid JSON: string or '}' expected near '}'");
+  parse_bad("", 1, 0, "", "invalid JSON: '[' or '{' expected near end of file");
+  parse_bad("{\"command\": \"a\", \"command\": \"b\"}", 1, 26, "",
+            "invalid JSON: duplicate object key near '\"command\"'");
+  parse_bad("  [\"echo\"]", 1, 3, "",
+            "a job must be a JSON object like {\"command\": \"echo hi\"}");
+}
+
+static void test_job_value_errors(void **state)
+{
+  parse_bad("{\n  \"command\": \"echo hi\",\n  \"timeout\": \"soon\"\n}", 3, 14, "timeout",
+            "\"timeout\" must be a duration like \"30s\", got \"soon\"");
+  parse_bad("{\"command\": \"x\", \"kill_grace\": -1}", 1, 32, "kill_grace",
+            "\"kill_grace\" must be a duration like \"30s\" or a number of seconds, got -1");
+  parse_bad("{\"command\": 42}", 1, 13, "command", "\"command\" must be a string, got 42");
+  parse_bad("{\"command\": \"\"}", 1, 13, "command", "\"command\" must not be empty");
+  parse_bad("{\"argv\": [\"ls\",\n          \"-l\", 3]}", 2, 17, "argv[2]",
+            "\"argv[2]\" must be a string, got 3");
+  parse_bad("{\"kind\": \"exec\", \"argv\": []}", 1, 26, "argv",
+            "\"argv\" must be a non-empty array of strings like [\"ls\", \"-l\"], got []");
+  parse_bad("{\"command\": \"x\", \"env\": {\"A\": \"1\", \"PATH\": 5}}", 1, 44, "env.PATH",
+            "\"env.PATH\" must be a string, got 5");
+  parse_bad("{\"command\": \"x\", \"env\": [\"A=1\"]}", 1, 25, "env",
+            "\"env\" must be an object of strings like {\"LANG\": \"C.UTF-8\"}, got an array");
+  parse_bad("{\"command\": \"x\", \"env\": {\"A=B\": \"1\"}}", 1, 26, "env.A=B",
+            "\"env\" names must not be empty or contain '=', got \"A=B\"");
+  parse_bad("{\"command\": \"x\", \"labels\": {\"t\": true}}", 1, 34, "labels.t",
+            "\"labels.t\" must be a string, got true");
+  parse_bad("{\"command\": \"x\",\n\"id\": \"a/b\"}", 2, 7, "id",
+            "\"id\" must be 1 to 128 letters, digits, '.', '_' or '-', not starting with '.', "
+            "got \"a/b\"");
+  parse_bad("{\"command\": \"x\", \"kind\": \"bash\"}", 1, 26, "kind",
+            "\"kind\" must be one of \"shell\", \"exec\", \"script\", got \"bash\"");
+  parse_bad("{\"command\": \"x\", \"priority\": 1.5}", 1, 30, "priority",
+            "\"priority\" must be a whole number from -1000000 to 1000000, got 1.5");
+  parse_bad("{\"command\": \"x\",\n \"env\": {\"\\u0041B\": 5}}", 2, 21, "env.AB",
+            "\"env.AB\" must be a string, got 5");
+  /* Positions count characters, not bytes, and skip over tricky strings. */
+  parse_bad("{\"name\": \"h\\u00e9 \\\"}{[\", \"command\": \"é\", \"timeout\": true}", 1, 54,
+            "timeout",
+            "\"timeout\" must be a duration like \"30s\" or a number of seconds, got true");
+}
+
+static void test_job_field_errors(void **state)
+{
+  parse_bad("{\n  \"comand\": \"echo\"\n}", 2, 3, "comand",
+            "unknown field \"comand\" (did you mean \"command\"?)");
+  parse_bad("{\"command\": \"x\", \"colour\": 1}", 1, 18, "colour",
+            "unknown field \"colour\": known fields are id, name, kind, command, argv, "
+            "interpreter, script, env, workdir, timeout, kill_grace, priority, idempotency_key, "
+            "labels");
+  parse_bad("{\"command\": \"x\",\n \"argv\": [\"a\"]}", 2, 2, "argv",
+            "\"command\" and \"argv\" cannot both be set: a shell job takes \"command\", an exec "
+            "job takes \"argv\"");
+  parse_bad("{\"kind\": \"exec\", \"argv\": [\"a\"], \"script\": \"x\"}", 1, 33, "script",
+            "\"script\" is not used by an exec job: set \"kind\": \"script\"");
+  parse_bad("{}", 0, 0, "command", "\"command\" is required for a shell job");
+  parse_bad("{\"kind\": \"exec\"}", 0, 0, "argv", "\"argv\" is required for an exec job");
+  parse_bad("{\"kind\": \"script\", \"interpreter\": \"python3\"}", 0, 0, "script",
+            "\"script\" is required for a script job");
+  parse_bad("{\"script\": \"x\"}", 0, 0, "interpreter",
+            "\"interpreter\" is required for a script job");
+}
+
+static void test_job_round_trip(void **state)
+{
+  struct job a, b;
+  char *t1, *t2;
+  parse_ok(&a,
+           "{\"name\": \"n\", \"argv\": [\"printf\", \"%s\\n\", \"a \\\"b\\\"\"],"
+           " \"env\": {\"Z\": \"1\", \"A\": \"2\"}, \"timeout\": \"1h30m\", \"kill_grace\": 2.5,"
+           " \"priority\": 5, \"labels\": {\"x\": \"y\"}, \"idempotency_key\": \"i\","
+           " \"workdir\": \"/\"}");
+  t1 = job_to_json(&a);
+  parse_ok(&b, t1);
+  t2 = job_to_json(&b);
+  assert_string_equal(t1, t2);
+  assert_string_equal(a.id, b.id);
+  assert_int_equal(b.kind, JOB_EXEC);
+  assert_int_equal(b.argc, 3);
+  assert_string_equal(b.argv[2], "a \"b\"");
+  assert_string_equal(b.env[0].key, "Z"); /* order kept */
+  assert_int_equal(b.timeout_ms, 5400000);
+  assert_int_equal(b.kill_grace_ms, 2500);
+  assert_int_equal(b.priority, 5);
+  free(t1);
+  free(t2);
+  job_release(&a);
+  job_release(&b);
+
+  parse_ok(&a, "{\"kind\": \"script\", \"interpreter\": \"/usr/bin/env node\", \"script\": \"\","
+               " \"timeout\": \"0\"}");
+  t1 = job_to_json(&a);
+  parse_ok(&b, t1);
+  assert_int_equal(b.kind, JOB_SCRIPT);
+  assert_string_equal(b.script, "");
+  assert_int_equal(b.timeout_ms, 0);
+  free(t1);
+  job_release(&a);
+  job_release(&b);
+}
+
+static void test_job_to_json_non_utf8(void **state)
+{
+  struct job a, b;
+  char *t;
+  job_init(&a);
+  a.kind = JOB_EXEC;
+  a.argc = 2;
+  a.argv = xcalloc(3, sizeof *a.argv);
+  a.argv[0] = xstrdup("echo");
+  a.argv[1] = xstrdup("caf\xe9");
+  t = job_to_json(&a);
+  parse_ok(&b, t);
+  assert_int_equal(b.argc, 2);
+  assert_string_equal(b.argv[1], "caf?");
+  free(t);
+  job_release(&a);
+  job_release(&b);
+}
+
+static void test_job_error_format_and_file(void **state)
+{
+  struct job j;
+  struct job_error e;
+  char buf[512], path[] = "/tmp/drover-test-job-XXXXXX";
+  int fd = mkstemp(path);
+  const char *doc = "{\n  \"command\": \"x\",\n  \"timeout\": \"soon\"\n}\n";
+
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, doc, strlen(doc)), (int)strlen(doc));
+  close(fd);
+  assert_int_equal(job_load_file(&j, path, &e), -1);
+  job_error_format(&e, "job file 'jobs/a.json'", buf, sizeof buf);
+  assert_string_equal(buf, "job file 'jobs/a.json': line 3, column 14: \"timeout\" must be a "
+                           "duration like \"30s\", got \"soon\"");
+  job_error_format(&e, NULL, buf, sizeof buf);
+  assert_string_equal(buf, "line 3, column 14: \"timeout\" must be a duration like \"30s\", got "
+                           "\"soon\"");
+  unlink(path);
+  assert_int_equal(job_load_file(&j, path, &e), -1);
+  job_error_format(&e, "job file 'x'", buf, sizeof buf);
+  assert_string_equal(buf, "job file 'x': cannot read: No such file or directory");
+  job_release(&j);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_job_shell_defaults),        cmocka_unit_test(test_job_exec_and_script),
+      cmocka_unit_test(test_job_syntax_errors),         cmocka_unit_test(test_job_value_errors),
+      cmocka_unit_test(test_job_field_errors),          cmocka_unit_test(test_job_round_trip),
+      cmocka_unit_test(test_job_error_format_and_file), cmocka_unit_test(test_job_to_json_non_utf8),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

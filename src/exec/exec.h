@@ -10,7 +10,13 @@
  * Timeout and cancel: SIGTERM to the process group, then after kill_grace
  * SIGKILL to the group. When the main process exits, whatever is left of its
  * group is SIGKILLed, so no grandchild outlives the job; on_exit is called
- * after the child is reaped and both output pipes reached EOF. */
+ * after the child is reaped and both output pipes reached EOF (at most ~2 s
+ * after the group was killed: a process that left the group may hold a pipe).
+ *
+ * The runner should be a child subreaper (prctl PR_SET_CHILD_SUBREAPER):
+ * then the job's orphans become its children and are reaped here, by
+ * process group, before on_exit; otherwise they go to init, which on some
+ * machines never reaps them (zombies). */
 #ifndef DROVER_EXEC_EXEC_H
 #define DROVER_EXEC_EXEC_H
 

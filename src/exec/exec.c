@@ -1,0 +1,555 @@
+/* exec.c - runs one job as a child process on a libuv loop (see exec.h).
+ *
+ * Life of an exec: exec_start builds argv, envp and paths, opens the pipes
+ * and forks (spawn.c). The first loop tick emits drover's own header lines
+ * and starts reading, so headers always come before output. The per-loop
+ * SIGCHLD watcher (reaper.c) reaps the process group; when the main process
+ * is gone its group is SIGKILLed, and on_exit runs once the group is reaped
+ * and every pipe is at EOF. Then the handles are closed and the exec freed. */
+#include "exec/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "exec/cmd.h"
+#include "exec/lines.h"
+#include "exec/progress.h"
+#include "exec/reaper.h"
+#include "exec/spawn.h"
+
+/* One read buffer per exec, shared by its pipes: libuv reads one stream at a
+ * time and our callbacks are done with the bytes before the next read. Big
+ * reads are what make capture fast (one syscall per 256 KiB at best). */
+#define READ_BUF (256 * 1024)
+/* A bigger pipe lets a fast writer run ahead while the loop is busy
+ * elsewhere (1 MiB is the unprivileged maximum by default). */
+#define PIPE_SIZE    (1024 * 1024)
+#define PROGRESS_MAX 4096
+/* After the job's main process is gone and its group killed, how long pipes
+ * held open by an escaped process (own session) may delay on_exit. */
+#define EOF_GUARD_MS 2000
+
+enum { S_OUT = 0, S_ERR = 1, S_PROGRESS = 2, NSTREAMS = 3 };
+
+struct stream {
+  struct exec *e;
+  uv_pipe_t pipe;
+  struct lines lines;
+  int id;       /* S_OUT, S_ERR, S_PROGRESS */
+  int child_fd; /* write end for the child; -1 once handed over */
+  int used;     /* the pipe handle was initialised */
+  int open;     /* not at EOF yet */
+  int skipping; /* progress: inside an over-long line */
+  int64_t ts;   /* wall time of the current read */
+};
+
+struct exec {
+  uv_loop_t *loop;
+  struct job job; /* our own copy */
+  struct exec_ops ops;
+  void *ud;
+  struct reaper_entry rent;
+  int pid; /* also the pgid; 0 when nothing was started */
+  struct stream st[NSTREAMS];
+  char *rbuf;
+  size_t max_line;
+  uv_timer_t tick;       /* first tick, then the EOF guard */
+  uv_timer_t kill_timer; /* timeout, then TERM->KILL grace */
+  int handles;           /* initialised handles whose close callback is pending */
+  char *sys_text;        /* header lines, emitted at the first tick */
+  char *script_path;
+  struct job_result r;
+  int64_t mono0;
+  int wstatus;
+  uint64_t kill_at; /* loop time at which the group gets SIGKILL */
+  unsigned started : 1, reaped : 1, group_gone : 1, killing : 1, timed_out : 1, cancelled : 1,
+      failed : 1, finished : 1, guard_armed : 1;
+};
+
+static void maybe_finish(struct exec *e);
+
+/* ---- output ---- */
+
+static void on_line(void *ud, const char *data, size_t len, int partial)
+{
+  struct stream *s = ud;
+  struct exec *e = s->e;
+  /* A line counts once, at its last part: the count matches `wc -l` plus an
+   * unterminated tail. */
+  if (!partial)
+    e->r.lines[s->id]++;
+  if (e->ops.on_line)
+    e->ops.on_line(e, e->ud, (enum job_stream)s->id, s->ts, data, len, partial);
+}
+
+static void on_progress_line(void *ud, const char *data, size_t len, int partial)
+{
+  struct stream *s = ud;
+  struct exec *e = s->e;
+  struct job_progress p;
+
+  /* An over-long progress line is garbage, not a progress report. */
+  if (partial || s->skipping) {
+    s->skipping = partial;
+    return;
+  }
+  if (progress_parse(data, len, &p) < 0)
+    return;
+  free(e->r.progress.stage);
+  free(e->r.progress.message);
+  e->r.progress = p;
+  if (e->ops.on_progress)
+    e->ops.on_progress(e, e->ud, &e->r.progress);
+}
+
+static void on_sys_line(void *ud, const char *data, size_t len, int partial)
+{
+  struct exec *e = ud;
+  if (e->ops.on_line)
+    e->ops.on_line(e, e->ud, JOB_SYSTEM, now_us(), data, len, partial);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+  struct stream *s = h->data;
+  buf->base = s->e->rbuf;
+  buf->len = READ_BUF;
+}
+
+static void free_exec(struct exec *e)
+{
+  for (int i = 0; i < NSTREAMS; i++)
+    lines_release(&e->st[i].lines);
+  free(e->rbuf);
+  free(e->sys_text);
+  free(e->script_path);
+  job_release(&e->job);
+  job_result_release(&e->r);
+  free(e);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+  struct exec *e = h->data;
+  if (h->type == UV_NAMED_PIPE)
+    e = ((struct stream *)h->data)->e;
+  if (--e->handles == 0 && e->finished)
+    free_exec(e);
+}
+
+static void stream_end(struct stream *s)
+{
+  if (!s->open)
+    return;
+  s->open = 0;
+  lines_flush(&s->lines);
+  uv_close((uv_handle_t *)&s->pipe, on_closed);
+}
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+  struct stream *s = h->data;
+  struct exec *e = s->e;
+
+  if (n > 0) {
+    /* One clock read per read(), not per line: every line in it arrived
+     * at the same moment as far as anyone can tell. */
+    s->ts = now_us();
+    if (s->id != S_PROGRESS)
+      e->r.bytes[s->id] += (uint64_t)n;
+    lines_feed(&s->lines, buf->base, (size_t)n);
+    return;
+  }
+  if (n == 0)
+    return;
+  /* EOF, or an error that ends the stream the same way. */
+  stream_end(s);
+  maybe_finish(e);
+}
+
+/* ---- kill, reap, finish ---- */
+
+/* Never signals a reaped group: its pgid could be a new process by now. */
+static void group_signal(struct exec *e, int sig)
+{
+  if (e->pid > 0 && !e->reaped)
+    kill(-e->pid, sig);
+}
+
+static void on_kill_timer(uv_timer_t *t);
+
+/* TERM now (first call), KILL in grace_ms; a later call can only bring the
+ * KILL closer. */
+static void start_kill(struct exec *e, uint64_t grace_ms)
+{
+  uint64_t at;
+
+  if (e->reaped || e->failed)
+    return;
+  if (grace_ms > (1ull << 40)) /* "forever" must not overflow the deadline */
+    grace_ms = 1ull << 40;
+  at = uv_now(e->loop) + grace_ms;
+  if (!e->killing) {
+    e->killing = 1;
+    group_signal(e, SIGTERM);
+    group_signal(e, SIGCONT); /* a stopped process must see its TERM */
+  } else if (e->kill_at <= at) {
+    return;
+  }
+  e->kill_at = at;
+  if (grace_ms == 0) {
+    uv_timer_stop(&e->kill_timer);
+    group_signal(e, SIGKILL);
+    return;
+  }
+  uv_timer_start(&e->kill_timer, on_kill_timer, grace_ms, 0);
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+  struct exec *e = t->data;
+  if (!e->killing) {
+    e->timed_out = 1;
+    start_kill(e, e->job.kill_grace_ms);
+  } else {
+    group_signal(e, SIGKILL);
+  }
+}
+
+static void on_guard(uv_timer_t *t)
+{
+  struct exec *e = t->data;
+  /* Something outside the job's group (it made its own session) still holds
+   * a pipe, or a killed process does not die. Do not wait for it forever. */
+  log_debug("job pipes still open after its process group was killed; closing them",
+            "job=%s pid=%d", e->job.id, e->pid);
+  for (int i = 0; i < NSTREAMS; i++)
+    stream_end(&e->st[i]);
+  e->group_gone = 1;
+  maybe_finish(e);
+}
+
+static void arm_guard(struct exec *e)
+{
+  if (e->started && e->reaped && !e->guard_armed && e->pid > 0) {
+    e->guard_armed = 1;
+    uv_timer_start(&e->tick, on_guard, EOF_GUARD_MS, 0);
+  }
+}
+
+static void add_rusage(struct exec *e, const struct rusage *ru)
+{
+  if ((uint64_t)ru->ru_maxrss > e->r.max_rss_kb)
+    e->r.max_rss_kb = (uint64_t)ru->ru_maxrss;
+  e->r.user_us += (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
+  e->r.sys_us += (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
+}
+
+/* Called on every SIGCHLD (and once right after fork). Waits on the whole
+ * group, not just the pid: when the runner is a child subreaper (see
+ * exec.h), the job's orphans are our children and are reaped here too, so
+ * on_exit comes after every process of the group is gone. */
+static void on_reap(struct reaper_entry *en)
+{
+  struct exec *e = (struct exec *)((char *)en - offsetof(struct exec, rent));
+
+  for (;;) {
+    struct rusage ru;
+    int st;
+    pid_t w = wait4(-e->pid, &st, WNOHANG, &ru);
+    if (w > 0) {
+      add_rusage(e, &ru);
+      if (w == e->pid) {
+        e->wstatus = st;
+        e->r.finished_us = now_us();
+        e->r.duration_us = (uint64_t)(mono_us() - e->mono0);
+        /* The main process is gone: whatever is left of its group (a
+         * background `sleep &`, a grandchild ignoring TERM) goes too. */
+        kill(-e->pid, SIGKILL);
+        e->reaped = 1;
+        uv_timer_stop(&e->kill_timer);
+        arm_guard(e);
+      }
+      continue;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0) {
+      /* ECHILD: no child of ours left in the group. */
+      if (!e->reaped) {
+        /* Someone else waited for our child (a waitpid(-1) elsewhere in
+         * the process): the status is lost, but the job is over. */
+        e->reaped = 1;
+        e->wstatus = -1;
+        e->r.finished_us = now_us();
+        e->r.duration_us = (uint64_t)(mono_us() - e->mono0);
+        e->r.error = xstrdup("exit status lost: the process was reaped elsewhere");
+        uv_timer_stop(&e->kill_timer);
+        arm_guard(e);
+      }
+      e->group_gone = 1;
+    }
+    break;
+  }
+  if (e->group_gone && e->rent.owner)
+    reaper_remove(&e->rent);
+  maybe_finish(e);
+}
+
+static void fill_status(struct exec *e)
+{
+  struct job_result *r = &e->r;
+  int st = e->wstatus;
+
+  if (e->failed || st == -1) {
+    r->status = JOB_FAILED;
+    r->exit_code = -1;
+    return;
+  }
+  if (WIFEXITED(st)) {
+    r->exit_code = WEXITSTATUS(st);
+    r->signal = 0;
+  } else {
+    r->exit_code = -1;
+    r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  }
+  if (e->timed_out)
+    r->status = JOB_TIMED_OUT;
+  else if (e->cancelled)
+    r->status = JOB_CANCELLED;
+  else
+    r->status = r->exit_code == 0 ? JOB_SUCCEEDED : JOB_FAILED;
+}
+
+static void finish(struct exec *e)
+{
+  e->finished = 1;
+  if (e->rent.owner)
+    reaper_remove(&e->rent);
+  uv_timer_stop(&e->tick);
+  uv_timer_stop(&e->kill_timer);
+  fill_status(e);
+  if (e->script_path) {
+    unlink(e->script_path);
+    free(e->script_path);
+    e->script_path = NULL;
+  }
+  if (e->ops.on_exit)
+    e->ops.on_exit(e, e->ud, &e->r);
+  uv_close((uv_handle_t *)&e->tick, on_closed);
+  uv_close((uv_handle_t *)&e->kill_timer, on_closed);
+}
+
+static void maybe_finish(struct exec *e)
+{
+  if (e->finished || !e->started || !e->reaped || !e->group_gone)
+    return;
+  for (int i = 0; i < NSTREAMS; i++)
+    if (e->st[i].open)
+      return;
+  finish(e);
+}
+
+/* First loop tick after exec_start: headers first, then the output. */
+static void on_tick(uv_timer_t *t)
+{
+  struct exec *e = t->data;
+  struct lines sys;
+
+  if (e->sys_text) {
+    lines_init(&sys, e->max_line, on_sys_line, e);
+    lines_feed(&sys, e->sys_text, strlen(e->sys_text));
+    lines_flush(&sys);
+    lines_release(&sys);
+    free(e->sys_text);
+    e->sys_text = NULL;
+  }
+  for (int i = 0; i < NSTREAMS; i++) {
+    struct stream *s = &e->st[i];
+    if (s->open && uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) < 0)
+      stream_end(s);
+  }
+  e->started = 1;
+  if (!e->killing && !e->reaped && !e->failed && e->job.timeout_ms)
+    uv_timer_start(&e->kill_timer, on_kill_timer, e->job.timeout_ms, 0);
+  arm_guard(e);
+  maybe_finish(e);
+}
+
+/* ---- start ---- */
+
+static int stream_setup(struct exec *e, int id)
+{
+  struct stream *s = &e->st[id];
+  int p[2], rc;
+
+  s->e = e;
+  s->id = id;
+  s->child_fd = -1;
+  lines_init(&s->lines, id == S_PROGRESS ? PROGRESS_MAX : e->max_line,
+             id == S_PROGRESS ? on_progress_line : on_line, s);
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return -errno;
+  if (id != S_PROGRESS)
+    fcntl(p[0], F_SETPIPE_SZ, PIPE_SIZE); /* best effort */
+  uv_pipe_init(e->loop, &s->pipe, 0);
+  s->pipe.data = s;
+  s->used = 1;
+  e->handles++;
+  if ((rc = uv_pipe_open(&s->pipe, p[0])) < 0) {
+    close(p[0]);
+    close(p[1]);
+    return rc;
+  }
+  s->open = 1;
+  s->child_fd = p[1];
+  return 0;
+}
+
+int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opts,
+               const struct exec_ops *ops, void *ud, struct exec **out)
+{
+  static const struct exec_opts defaults;
+  struct exec *e = xcalloc(1, sizeof *e);
+  struct cmd c;
+  int devnull = -1, rc;
+
+  if (!opts)
+    opts = &defaults;
+  e->loop = loop;
+  e->ops = *ops;
+  e->ud = ud;
+  e->max_line = opts->max_line ? opts->max_line : LINES_DEFAULT_MAX;
+  cmd_job_copy(&e->job, j);
+  job_result_init(&e->r);
+  e->r.attempt = j->attempt ? j->attempt : 1;
+  e->rent.cb = on_reap;
+  for (int i = 0; i < NSTREAMS; i++)
+    e->st[i].child_fd = -1;
+  uv_timer_init(loop, &e->tick);
+  uv_timer_init(loop, &e->kill_timer);
+  e->tick.data = e->kill_timer.data = e;
+  e->handles = 2;
+
+  if ((rc = cmd_build(&c, &e->job, opts->tmpdir)) < 0)
+    goto fail;
+  for (int i = 0; i < NSTREAMS; i++) {
+    if (opts->inherit_stdio && i != S_PROGRESS)
+      continue;
+    if ((rc = stream_setup(e, i)) < 0)
+      goto fail;
+  }
+  e->rbuf = xmalloc(READ_BUF);
+
+  if (!c.error) {
+    struct spawn_req req = {
+        .path = c.path,
+        .argv = c.argv,
+        .envp = c.envp,
+        .workdir = j->workdir,
+        .fd_stdout = e->st[S_OUT].child_fd,
+        .fd_stderr = e->st[S_ERR].child_fd,
+        .fd_progress = e->st[S_PROGRESS].child_fd,
+    };
+    struct spawn_failure f;
+    if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+      rc = -errno;
+      goto fail;
+    }
+    req.fd_stdin = devnull;
+    /* The watcher is up before fork, so the child's SIGCHLD is not lost. */
+    if ((rc = reaper_add(loop, &e->rent)) < 0)
+      goto fail;
+    e->r.started_us = now_us();
+    e->mono0 = mono_us();
+    rc = spawn_process(&req, &f);
+    if (rc < 0) {
+      reaper_remove(&e->rent);
+      goto fail;
+    }
+    if (rc > 0) {
+      e->pid = rc;
+    } else {
+      reaper_remove(&e->rent);
+      e->r.started_us = 0;
+      c.error = cmd_spawn_error(&c, j, f.step, f.err);
+    }
+  }
+
+  if (c.error) {
+    /* Did not start: no process, but the same path to on_exit. The pipes
+     * see EOF at once since their write ends are closed below. */
+    e->r.error = c.error;
+    c.error = NULL;
+    e->failed = 1;
+    e->reaped = 1;
+    e->group_gone = 1;
+    e->r.finished_us = now_us();
+  }
+  for (int i = 0; i < NSTREAMS; i++)
+    if (e->st[i].child_fd >= 0) {
+      close(e->st[i].child_fd);
+      e->st[i].child_fd = -1;
+    }
+  if (devnull >= 0)
+    close(devnull);
+  e->sys_text = c.header;
+  c.header = NULL;
+  e->script_path = c.script_path; /* unlinked when the job is over */
+  c.script_path = NULL;
+  cmd_release(&c);
+
+  /* A fast job may be over already; its SIGCHLD may have come before the
+   * watcher saw the pid. */
+  if (e->pid > 0)
+    on_reap(&e->rent);
+  uv_timer_start(&e->tick, on_tick, 0, 0);
+  *out = e;
+  return 0;
+
+fail:
+  for (int i = 0; i < NSTREAMS; i++) {
+    struct stream *s = &e->st[i];
+    if (s->child_fd >= 0)
+      close(s->child_fd);
+    s->open = 0;
+    if (s->used)
+      uv_close((uv_handle_t *)&s->pipe, on_closed);
+  }
+  if (devnull >= 0)
+    close(devnull);
+  cmd_release(&c);
+  /* No callback will be called: the exec is freed when its handles are. */
+  e->finished = 1;
+  uv_close((uv_handle_t *)&e->tick, on_closed);
+  uv_close((uv_handle_t *)&e->kill_timer, on_closed);
+  return rc;
+}
+
+void exec_cancel(struct exec *e, uint64_t grace_ms)
+{
+  if (e->finished || e->reaped || e->failed)
+    return;
+  if (!e->killing)
+    e->cancelled = 1;
+  start_kill(e, grace_ms == UINT64_MAX ? e->job.kill_grace_ms : grace_ms);
+}
+
+int exec_pid(const struct exec *e)
+{
+  return e->pid;
+}
+
+const struct job *exec_job(const struct exec *e)
+{
+  return &e->job;
+}

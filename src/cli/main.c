@@ -5,7 +5,9 @@
 #include "cli/cli.h"
 
 static const struct cli_cmd commands[] = {
-  { "version", NULL, "print the version" },
+    {"run", cmd_run, "run one command here as a job, output live, its exit code"},
+    {"agent", cmd_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
+    {"version", NULL, "print the version"},
 };
 
 static void usage(FILE *f)

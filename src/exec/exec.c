@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -542,6 +543,11 @@ void exec_cancel(struct exec *e, uint64_t grace_ms)
   if (!e->killing)
     e->cancelled = 1;
   start_kill(e, grace_ms == UINT64_MAX ? e->job.kill_grace_ms : grace_ms);
+}
+
+int exec_become_subreaper(void)
+{
+  return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
 int exec_pid(const struct exec *e)

@@ -58,6 +58,11 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
  * Calling it again with a shorter grace shortens the wait. */
 void exec_cancel(struct exec *e, uint64_t grace_ms);
 int exec_pid(const struct exec *e);
+/* Makes the calling process the reaper of its jobs' orphans
+ * (PR_SET_CHILD_SUBREAPER), so a grandchild killed with its job's group is
+ * reaped here instead of lingering as a zombie when PID 1 does not reap.
+ * Call once at start in every command that runs jobs. Returns 0 or -errno. */
+int exec_become_subreaper(void);
 const struct job *exec_job(const struct exec *e);
 
 #endif

@@ -41,7 +41,7 @@ static const struct cfg_opt run_opts_table[] = {
     {"timeout", 0, CFG_DURATION, offsetof(struct run_opts, timeout_ms), "0", NULL, 0, 0, "D",
      "stop the job after D and exit 124 (0: no limit)"},
     {"env", 'e', CFG_LIST, offsetof(struct run_opts, env), NULL, NULL, 0, 0, "K=V",
-     "set a variable in the job's environment (repeatable)"},
+     "set a variable in the job's environment"},
     {"workdir", 'C', CFG_STRING, offsetof(struct run_opts, workdir), NULL, NULL, 0, 0, "DIR",
      "run the job in DIR"},
     {"json", 0, CFG_BOOL, offsetof(struct run_opts, json), NULL, NULL, 0, 0, NULL,

@@ -289,8 +289,11 @@ static void test_config_help_usage_and_logging(void **state)
   log_setup(LOG_INFO, LOG_TEXT);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults),
       cmocka_unit_test(test_config_precedence),

@@ -535,8 +535,11 @@ static void test_exec_inherit_stdio(void **state)
   job_release(&j);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exec_exit_codes),
       cmocka_unit_test(test_exec_shell_header_line),

@@ -67,8 +67,11 @@ static void test_id_valid_rules(void **state)
   assert_false(id_valid(long_id));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_id_format_is_uuidv7),
       cmocka_unit_test(test_id_strictly_increasing),

@@ -244,8 +244,11 @@ static void test_job_error_format_and_file(void **state)
   job_release(&j);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_job_shell_defaults),        cmocka_unit_test(test_job_exec_and_script),
       cmocka_unit_test(test_job_syntax_errors),         cmocka_unit_test(test_job_value_errors),

@@ -220,8 +220,11 @@ static void test_lines_progress_parse(void **state)
   assert_int_equal(p.percent, -5); /* untouched on failure */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lines_partial_across_feeds),
       cmocka_unit_test(test_lines_empty_lines_and_crlf),

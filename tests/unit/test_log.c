@@ -121,8 +121,11 @@ static void test_log_fields_without_keys(void **state)
   log_setup(LOG_INFO, LOG_TEXT);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_log_text_format),
       cmocka_unit_test(test_log_json_format),

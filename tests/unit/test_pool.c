@@ -191,8 +191,11 @@ static void test_pool_pause_and_cancel_all(void **state)
   assert_int_equal(cancelled, 4);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pool_concurrency_limit),
       cmocka_unit_test(test_pool_priority_order),

@@ -114,8 +114,11 @@ static void test_result_json_fields(void **state)
   job_release(&j);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_result_exit_codes),
       cmocka_unit_test(test_result_json_fields),

@@ -122,8 +122,11 @@ static void test_units_format(void **state)
   }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_units_duration_good), cmocka_unit_test(test_units_duration_bad),
       cmocka_unit_test(test_units_size_good),     cmocka_unit_test(test_units_size_bad),

@@ -46,8 +46,11 @@ static void test_util_time_format(void **state)
   assert_true(mono_us() > 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_util_write_then_read),
     cmocka_unit_test(test_util_time_format),

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -320,6 +321,19 @@ void jobfiles_attempt_clear(struct jobfiles *f, const char *file)
   free(path);
 }
 
+/* After running/file moved to dir/moved: the xattr travelled with it (a file
+ * moved back into DIR must not look started), the sidecar stayed behind. */
+static void attempt_clear_moved(struct jobfiles *f, const char *file, const char *dir,
+                                const char *moved)
+{
+  char *side = xasprintf("%s/%s.attempt", f->running, file);
+  char *path = xasprintf("%s/%s", dir, moved);
+  unlink(side);
+  removexattr(path, ATTEMPT_XATTR);
+  free(path);
+  free(side);
+}
+
 /* ---- cancel files and results ---- */
 
 int jobfiles_take_cancel(struct jobfiles *f, const char *id)
@@ -340,11 +354,51 @@ int jobfiles_has_result(struct jobfiles *f, const char *id)
   return found;
 }
 
+int jobfiles_finished_before_restart(struct jobfiles *f, const char *id, const char *file,
+                                     int *succeeded)
+{
+  char *rpath = xasprintf("%s/%s.json", f->results, id);
+  char *jpath = xasprintf("%s/%s", f->running, file);
+  struct stat rs, js;
+  int done = 0;
+  /* The claim (rename into running/) and the attempt marker set the job
+   * file's ctime; nothing touches the file after that until it is filed. A
+   * result written later is this claim's result. An older one belongs to an
+   * earlier job that had the same id, and does not count. */
+  if (stat(rpath, &rs) == 0 && stat(jpath, &js) == 0 &&
+      (rs.st_mtim.tv_sec > js.st_ctim.tv_sec ||
+       (rs.st_mtim.tv_sec == js.st_ctim.tv_sec && rs.st_mtim.tv_nsec >= js.st_ctim.tv_nsec))) {
+    json_t *doc = json_load_file(rpath, 0, NULL);
+    const char *status = json_string_value(json_object_get(doc, "status"));
+    if (status) {
+      done = 1;
+      *succeeded = !strcmp(status, "succeeded");
+    }
+    json_decref(doc);
+  }
+  free(rpath);
+  free(jpath);
+  return done;
+}
+
+void jobfiles_file_finished(struct jobfiles *f, const char *file, int succeeded)
+{
+  char *src = xasprintf("%s/%s", f->running, file);
+  const char *to = succeeded ? f->done : f->failed;
+  char *moved = jobfiles_move_unique(src, to, file);
+  if (!moved)
+    log_error("cannot move job file", "file=%s to=%s error=%s", src, to, strerror(errno));
+  else
+    attempt_clear_moved(f, file, to, moved);
+  free(moved);
+  free(src);
+}
+
 /* A result on its way to the disk. The write (with its fdatasync, a few
  * hundred microseconds on a VM disk) runs on libuv's thread pool so that the
  * loop keeps starting jobs meanwhile; the job file leaves running/ only after
- * the result is on disk, so a crash in between runs the job again rather than
- * losing its result. */
+ * the result is on disk, so a crash in between finds the result at restart
+ * and files the job without running it again. */
 struct result_write {
   uv_work_t req;
   struct jobfiles *f;
@@ -371,14 +425,10 @@ static void result_write_done(uv_work_t *req, int status)
     w->rc = status;
   if (w->rc < 0)
     log_error("cannot write result", "path=%s error=%s", w->path, strerror(-w->rc));
-  jobfiles_attempt_clear(f, w->file);
-  char *src = xasprintf("%s/%s", f->running, w->file);
-  const char *to = w->succeeded ? f->done : f->failed;
-  char *moved = jobfiles_move_unique(src, to, w->file);
-  if (!moved)
-    log_error("cannot move job file", "file=%s to=%s error=%s", src, to, strerror(errno));
-  free(moved);
-  free(src);
+  /* The attempt marker stays until the file has left running/: a crash
+   * before the move finds the marker and the newer result, and files the job
+   * instead of running it again (jobfiles_finished_before_restart). */
+  jobfiles_file_finished(f, w->file, w->succeeded);
   jobfiles_finish_cb cb = w->cb;
   void *ud = w->ud;
   free(w->path);

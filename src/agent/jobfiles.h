@@ -70,11 +70,20 @@ int jobfiles_take_cancel(struct jobfiles *f, const char *id);
 /* Whether results/<id>.json exists. */
 int jobfiles_has_result(struct jobfiles *f, const char *id);
 
+/* Whether running/file (job id) already has its result: results/<id>.json
+ * written after the file was claimed, as when the agent died between writing
+ * a result and filing the job. Sets *succeeded from the result's status. */
+int jobfiles_finished_before_restart(struct jobfiles *f, const char *id, const char *file,
+                                     int *succeeded);
+/* Moves running/file to done/ (succeeded) or failed/ and drops its attempt
+ * marker. Errors are logged. */
+void jobfiles_file_finished(struct jobfiles *f, const char *file, int succeeded);
+
 typedef void (*jobfiles_finish_cb)(void *ud);
 /* Finishes running/file: writes doc (len bytes, taken: freed here) to
  * results/<id>.json atomically and fsynced on libuv's thread pool, then (on
- * the loop) clears the attempt marker and moves the file to done/ (succeeded)
- * or failed/, then calls cb(ud). Errors are logged; cb is always called, from
+ * the loop) moves the file to done/ (succeeded) or failed/ and drops its
+ * attempt marker, then calls cb(ud). Errors are logged; cb is always called, from
  * a later loop turn or, if the work cannot be queued, before this returns. */
 void jobfiles_finish(struct jobfiles *f, uv_loop_t *loop, const char *id, const char *file,
                      char *doc, size_t len, int succeeded, jobfiles_finish_cb cb, void *ud);

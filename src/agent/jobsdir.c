@@ -284,6 +284,14 @@ static void admit(struct jobsdir *jd, const char *file, unsigned attempt)
     jobfiles_fail(&jd->files, file, buf);
     return;
   }
+  int succeeded;
+  if (attempt > 1 && jobfiles_finished_before_restart(&jd->files, j.id, file, &succeeded)) {
+    log_info("job had finished before the restart; filing it", "job=%s file=%s status=%s", j.id,
+             file, succeeded ? "succeeded" : "not succeeded");
+    jobfiles_file_finished(&jd->files, file, succeeded);
+    job_release(&j);
+    return;
+  }
   j.attempt = attempt;
   log_info("job claimed", "job=%s file=%s attempt=%u", j.id, file, attempt);
 

@@ -283,6 +283,40 @@ def test_jobsdir_graceful_shutdown(agent, jobs, tmp_path):
     assert not os.listdir(jobs / "status")
 
 
+def test_jobsdir_restart_files_a_job_whose_result_was_written(agent, jobs, tmp_path):
+    """The agent died after writing a result but before filing the job: the
+    restart files it where its result says and runs nothing twice. A result
+    older than the claim belongs to an earlier job with the same id: rerun."""
+    running, results = jobs / "running", jobs / "results"
+    running.mkdir()
+    results.mkdir()
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    # An old result of an earlier job "again", written before the claim below.
+    (results / "again.json").write_text(json.dumps({"id": "again", "status": "failed"}))
+    time.sleep(0.05)
+    for name in ("finished", "again"):
+        (running / f"{name}.json").write_text(json.dumps(
+            {"id": name, "command": f"touch {ran}/{name}; echo attempt=$DROVER_ATTEMPT"}))
+        (running / f"{name}.json.attempt").write_text("1\n")
+    time.sleep(0.05)
+    # The result of "finished", written after its claim, as the dead agent did.
+    before = json.dumps({"id": "finished", "status": "succeeded", "attempt": 1})
+    (results / "finished.json").write_text(before)
+
+    a = agent()
+    wait_for((jobs / "done" / "finished.json").exists, what="finished in done/")
+    assert (results / "finished.json").read_text() == before
+    wait_for(lambda: result(jobs, "again").get("attempt") == 2, what="again rerun")
+    r = result(jobs, "again")
+    assert r["status"] == "succeeded" and r["attempt"] == 2
+    wait_for((jobs / "done" / "again.json").exists, what="again in done/")
+    assert not (ran / "finished").exists()
+    assert (ran / "again").exists()
+    assert "job had finished before the restart" in a.stderr()
+    assert not any(running.iterdir())
+
+
 def test_jobsdir_restart_reruns_a_job_left_running(agent, jobs):
     running = jobs / "running"
     running.mkdir()

@@ -15,7 +15,8 @@
  * value and what is allowed:
  *   error: --timeout "abc": must be a duration like 500ms, 30s, 5m or 1h
  *   error: DROVER_SLOTS "x": must be a whole number from 1 to 1024
- *   error: config file 'drover.yaml': line 3: "log-level" "loud": must be one of debug, info, warn, error
+ *   error: config file 'drover.yaml': line 3: "log-level" "loud": must be one of debug, info, warn,
+ * error
  */
 #ifndef DROVER_BASE_CONFIG_H
 #define DROVER_BASE_CONFIG_H
@@ -39,14 +40,14 @@ struct cfg_list {
 };
 
 struct cfg_opt {
-  const char *key;       /* flag name without "--" */
-  char short_name;       /* 0 for none */
+  const char *key; /* flag name without "--" */
+  char short_name; /* 0 for none */
   enum cfg_type type;
-  size_t offset;         /* offsetof(target struct, field) */
-  const char *def;       /* default as text, NULL for none */
-  const char *choices;   /* CFG_ENUM: "text|json" */
-  long min, max;         /* CFG_INT bounds */
-  const char *metavar;   /* "D", "N", "DIR" in usage */
+  size_t offset;       /* offsetof(target struct, field) */
+  const char *def;     /* default as text, NULL for none */
+  const char *choices; /* CFG_ENUM: "text|json" */
+  long min, max;       /* CFG_INT bounds */
+  const char *metavar; /* "D", "N", "DIR" in usage */
   const char *help;
 };
 
@@ -55,9 +56,9 @@ enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_ENV, CFG_SRC_FLAG };
 
 #define CFG_MAX_TRACKED 64
 struct cfg_result {
-  int argi;              /* index of the first non-option argument ("--" consumed) */
-  char *config_path;     /* the YAML file read, or NULL */
-  char err[512];         /* the message on failure (no "error: " prefix) */
+  int argi;          /* index of the first non-option argument ("--" consumed) */
+  char *config_path; /* the YAML file read, or NULL */
+  char err[512];     /* the message on failure (no "error: " prefix) */
   enum cfg_source source[CFG_MAX_TRACKED]; /* per option index (the first 64), on success */
 };
 
@@ -65,14 +66,16 @@ struct cfg_result {
  * struct cfg_common and puts CFG_COMMON_OPTS(its type) in its table; --config
  * FILE is always recognised by cfg_load itself. */
 struct cfg_common {
-  char *log_level;       /* debug|info|warn|error */
-  char *log_format;      /* text|json */
+  char *log_level;  /* debug|info|warn|error */
+  char *log_format; /* text|json */
 };
-#define CFG_COMMON_OPTS(type)                                                   \
-  { "log-level", 0, CFG_ENUM, offsetof(type, common.log_level), "info",         \
-    "debug|info|warn|error", 0, 0, "LEVEL", "least severe message to log" },      \
-  { "log-format", 0, CFG_ENUM, offsetof(type, common.log_format), "text",       \
-    "text|json", 0, 0, "FORMAT", "log as text or one JSON object per line" }
+#define CFG_COMMON_OPTS(type)                                                                      \
+  {"log-level", 0, CFG_ENUM, offsetof(type, common.log_level), "info", "debug|info|warn|error",    \
+   0,           0, "LEVEL",  "least severe message to log"},                                       \
+  {                                                                                                \
+    "log-format", 0, CFG_ENUM, offsetof(type, common.log_format), "text", "text|json", 0, 0,       \
+        "FORMAT", "log as text or one JSON object per line"                                        \
+  }
 /* Sets up logging from the common options. */
 void cfg_common_apply(const struct cfg_common *c);
 
@@ -83,15 +86,15 @@ void cfg_common_apply(const struct cfg_common *c);
  * caller checks for it first with cfg_wants_help().
  * `env` is the environment to read (NULL: environ), so tests can pass their own.
  * Returns 0, or -1 with res->err filled; on failure target is released. */
-int cfg_load(const char *cmd, const struct cfg_opt *opts, size_t n, void *target,
-             int argc, char **argv, char **env, struct cfg_result *res);
+int cfg_load(const char *cmd, const struct cfg_opt *opts, size_t n, void *target, int argc,
+             char **argv, char **env, struct cfg_result *res);
 /* Frees what cfg_load stored in target (strings, lists) and res. */
 void cfg_release(const struct cfg_opt *opts, size_t n, void *target, struct cfg_result *res);
 /* 1 when argv (up to "--") holds -h or --help. */
 int cfg_wants_help(int argc, char **argv);
 /* Prints "usage: drover CMD [options] ARGS" and one line per option with its
  * default and environment variable, to stdout. */
-void cfg_usage(const char *cmd, const char *args, const char *summary,
-               const struct cfg_opt *opts, size_t n);
+void cfg_usage(const char *cmd, const char *args, const char *summary, const struct cfg_opt *opts,
+               size_t n);
 
 #endif

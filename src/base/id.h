@@ -2,7 +2,7 @@
 #ifndef DROVER_BASE_ID_H
 #define DROVER_BASE_ID_H
 
-#define ID_LEN 36   /* "0193c0c5-7f1e-7abc-8def-0123456789ab" */
+#define ID_LEN 36 /* "0193c0c5-7f1e-7abc-8def-0123456789ab" */
 
 /* Writes a new UUIDv7 into buf (ID_LEN + 1 bytes, NUL-terminated). IDs made
  * by one process are strictly increasing, even within one millisecond. */

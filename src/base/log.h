@@ -1,7 +1,8 @@
 /* log.h - structured logging of drover's own messages to stderr.
  *
  * Text:  2026-11-23T03:11:16.123Z info  job started job=0193... pid=4242
- * JSON:  {"ts":"2026-11-23T03:11:16.123Z","level":"info","msg":"job started","job":"0193...","pid":4242}
+ * JSON:  {"ts":"2026-11-23T03:11:16.123Z","level":"info","msg":"job
+ * started","job":"0193...","pid":4242}
  *
  * Fields are key/value pairs given as a format string of "key=%x" words:
  *   log_info("job started", "job=%s pid=%d", id, pid);

@@ -3,9 +3,9 @@
 #define DROVER_CLI_CLI_H
 
 /* Exit codes scripts can rely on (besides a job's own code from `drover run`). */
-#define CLI_EXIT_OK     0
-#define CLI_EXIT_ERROR  1   /* the command failed */
-#define CLI_EXIT_USAGE  2   /* bad flag or argument; usage was printed */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_ERROR 1 /* the command failed */
+#define CLI_EXIT_USAGE 2 /* bad flag or argument; usage was printed */
 
 /* argv[0] is the command name ("run"); returns the process exit code. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);

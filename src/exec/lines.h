@@ -14,9 +14,9 @@
 typedef void (*lines_cb)(void *ud, const char *data, size_t len, int partial);
 
 struct lines {
-  char *buf;        /* pending bytes of an unfinished line */
+  char *buf; /* pending bytes of an unfinished line */
   size_t len, cap;
-  size_t max;       /* split threshold */
+  size_t max; /* split threshold */
   lines_cb cb;
   void *ud;
 };

@@ -12,10 +12,9 @@ struct pool;
 struct pool_ops {
   /* A queued job is about to start (may be NULL). */
   void (*on_start)(struct pool *p, void *ud, struct exec *e, const struct job *j);
-  void (*on_line)(struct pool *p, void *ud, const struct job *j, enum job_stream s,
-                  int64_t ts_us, const char *data, size_t len, int partial);
-  void (*on_progress)(struct pool *p, void *ud, const struct job *j,
-                      const struct job_progress *pr);
+  void (*on_line)(struct pool *p, void *ud, const struct job *j, enum job_stream s, int64_t ts_us,
+                  const char *data, size_t len, int partial);
+  void (*on_progress)(struct pool *p, void *ud, const struct job *j, const struct job_progress *pr);
   /* Finished, timed out, cancelled (also while still queued: then r->started_us
    * is 0), or failed to start. */
   void (*on_done)(struct pool *p, void *ud, const struct job *j, const struct job_result *r);

@@ -10,8 +10,8 @@
 
 enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT };
 
-#define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u)  /* 1h  */
-#define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)        /* 10s */
+#define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u) /* 1h  */
+#define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)       /* 10s */
 
 struct job_kv {
   char *key;
@@ -19,24 +19,24 @@ struct job_kv {
 };
 
 struct job {
-  char id[129];             /* given (id_valid) or a generated UUIDv7 */
-  char *name;               /* NULL when absent */
+  char id[129]; /* given (id_valid) or a generated UUIDv7 */
+  char *name;   /* NULL when absent */
   enum job_kind kind;
-  char *command;            /* shell */
-  char **argv;              /* exec: NULL-terminated, argc entries */
+  char *command; /* shell */
+  char **argv;   /* exec: NULL-terminated, argc entries */
   size_t argc;
-  char *interpreter;        /* script: e.g. "python3" or "/usr/bin/env node" */
-  char *script;             /* script: the content */
-  struct job_kv *env;       /* extra environment, applied over drover's own */
+  char *interpreter;  /* script: e.g. "python3" or "/usr/bin/env node" */
+  char *script;       /* script: the content */
+  struct job_kv *env; /* extra environment, applied over drover's own */
   size_t nenv;
-  char *workdir;            /* NULL: the runner's working directory */
-  uint64_t timeout_ms;      /* 0: no timeout; default 1h */
-  uint64_t kill_grace_ms;   /* TERM -> KILL grace; default 10s */
-  int priority;             /* higher runs first; default 0 */
+  char *workdir;          /* NULL: the runner's working directory */
+  uint64_t timeout_ms;    /* 0: no timeout; default 1h */
+  uint64_t kill_grace_ms; /* TERM -> KILL grace; default 10s */
+  int priority;           /* higher runs first; default 0 */
   char *idempotency_key;
   struct job_kv *labels;
   size_t nlabels;
-  unsigned attempt;         /* 1 for the first run; set by the runner, not the document */
+  unsigned attempt; /* 1 for the first run; set by the runner, not the document */
 };
 
 /* Where a document was wrong. line and column are 1-based, 0 when unknown;
@@ -59,7 +59,8 @@ int job_parse(struct job *j, const char *text, size_t len, struct job_error *err
 /* Reads and parses a file. I/O errors are reported in err too. */
 int job_load_file(struct job *j, const char *path, struct job_error *err);
 /* Formats err for a user: "line 3, column 7: \"timeout\" must be a duration like \"30s\"".
- * With origin (e.g. "job file 'jobs/a.json'") it is prefixed: "job file 'jobs/a.json': line 3...". */
+ * With origin (e.g. "job file 'jobs/a.json'") it is prefixed: "job file 'jobs/a.json': line 3...".
+ */
 void job_error_format(const struct job_error *err, const char *origin, char *buf, size_t len);
 
 /* Makes an empty job with defaults (generated id, shell kind, 1h timeout, 10s grace). */

@@ -6,39 +6,39 @@
 #include "job/job.h"
 
 enum job_status {
-  JOB_SUCCEEDED,   /* exited 0 */
-  JOB_FAILED,      /* non-zero exit, killed by a signal we did not send, or could not start */
-  JOB_TIMED_OUT,   /* killed by drover after timeout_ms */
-  JOB_CANCELLED,   /* killed by drover on request */
+  JOB_SUCCEEDED, /* exited 0 */
+  JOB_FAILED,    /* non-zero exit, killed by a signal we did not send, or could not start */
+  JOB_TIMED_OUT, /* killed by drover after timeout_ms */
+  JOB_CANCELLED, /* killed by drover on request */
 };
 
 enum job_stream { JOB_STDOUT = 0, JOB_STDERR = 1, JOB_SYSTEM = 2 };
 
 struct job_progress {
-  int percent;     /* -1 when no progress was reported */
-  char *stage;     /* may be NULL */
-  char *message;   /* may be NULL */
+  int percent;   /* -1 when no progress was reported */
+  char *stage;   /* may be NULL */
+  char *message; /* may be NULL */
 };
 
 struct job_result {
   enum job_status status;
-  int exit_code;            /* -1 when killed by a signal or never started */
-  int signal;               /* terminating signal, 0 if none */
-  int64_t started_us;       /* wall clock, unix us; 0 if never started */
+  int exit_code;      /* -1 when killed by a signal or never started */
+  int signal;         /* terminating signal, 0 if none */
+  int64_t started_us; /* wall clock, unix us; 0 if never started */
   int64_t finished_us;
-  uint64_t duration_us;     /* monotonic */
-  uint64_t max_rss_kb;      /* from wait4 rusage */
+  uint64_t duration_us; /* monotonic */
+  uint64_t max_rss_kb;  /* from wait4 rusage */
   uint64_t user_us, sys_us;
-  uint64_t lines[2];        /* per JOB_STDOUT / JOB_STDERR */
+  uint64_t lines[2]; /* per JOB_STDOUT / JOB_STDERR */
   uint64_t bytes[2];
-  char *error;              /* NULL or text: "workdir '/nope': No such file or directory" */
+  char *error; /* NULL or text: "workdir '/nope': No such file or directory" */
   struct job_progress progress;
   unsigned attempt;
 };
 
 void job_result_init(struct job_result *r);
 void job_result_release(struct job_result *r);
-const char *job_status_name(enum job_status s);   /* "succeeded", "timed_out", ... */
+const char *job_status_name(enum job_status s); /* "succeeded", "timed_out", ... */
 /* The exit code a CLI reports for r, as timeout(1) does: the exit code; 128+N
  * for signal N; 124 on timeout; 125 when the job could not start. */
 int job_result_exit_code(const struct job_result *r);

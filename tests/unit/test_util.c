@@ -52,8 +52,8 @@ int main(int argc, char **argv)
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_util_write_then_read),
-    cmocka_unit_test(test_util_time_format),
+      cmocka_unit_test(test_util_write_then_read),
+      cmocka_unit_test(test_util_time_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

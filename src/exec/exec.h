@@ -25,14 +25,14 @@
 #include "job/job.h"
 #include "job/result.h"
 
-struct exec;   /* one running job; opaque */
+struct exec; /* one running job; opaque */
 
 struct exec_ops {
   /* One output line (or a part of a long one), stamped with the wall-clock
    * time it was read. stream is JOB_STDOUT, JOB_STDERR or JOB_SYSTEM (drover's
    * own lines such as "$ command" or the script header). May be NULL. */
-  void (*on_line)(struct exec *e, void *ud, enum job_stream stream, int64_t ts_us,
-                  const char *data, size_t len, int partial);
+  void (*on_line)(struct exec *e, void *ud, enum job_stream stream, int64_t ts_us, const char *data,
+                  size_t len, int partial);
   /* The job reported progress (latest value is also in the result). May be NULL. */
   void (*on_progress)(struct exec *e, void *ud, const struct job_progress *p);
   /* The job is over. r is valid during the call; ownership of its strings
@@ -41,9 +41,9 @@ struct exec_ops {
 };
 
 struct exec_opts {
-  size_t max_line;          /* 0: LINES_DEFAULT_MAX */
-  const char *tmpdir;       /* for script files; NULL: $TMPDIR or /tmp */
-  int inherit_stdio;        /* 1: child writes straight to our fds 1 and 2 (no capture) */
+  size_t max_line;    /* 0: LINES_DEFAULT_MAX */
+  const char *tmpdir; /* for script files; NULL: $TMPDIR or /tmp */
+  int inherit_stdio;  /* 1: child writes straight to our fds 1 and 2 (no capture) */
 };
 
 /* Starts job j (copied: the caller may release j after this returns).

@@ -1,11 +1,12 @@
 /* exec.c - runs one job as a child process on a libuv loop (see exec.h).
  *
  * Life of an exec: exec_start builds argv, envp and paths, opens the pipes
- * and forks (spawn.c). The first loop tick emits drover's own header lines
- * and starts reading, so headers always come before output. The per-loop
- * SIGCHLD watcher (reaper.c) reaps the process group; when the main process
- * is gone its group is SIGKILLed, and on_exit runs once the group is reaped
- * and every pipe is at EOF. Then the handles are closed and the exec freed. */
+ * and starts the process (spawn.c: clone + exec). The first loop tick
+ * emits drover's own header lines and starts reading, so headers always come
+ * before output. The per-loop SIGCHLD watcher (reaper.c) reaps the process
+ * group; when the main process is gone its group is SIGKILLed, and on_exit
+ * runs once the group is reaped and every pipe is at EOF. Then the handles
+ * are closed and the exec freed. */
 #include "exec/exec.h"
 
 #include <errno.h>
@@ -255,7 +256,7 @@ static void add_rusage(struct exec *e, const struct rusage *ru)
   e->r.sys_us += (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
 }
 
-/* Called on every SIGCHLD (and once right after fork). Waits on the whole
+/* Called on every SIGCHLD (and once right after the spawn). Waits on the whole
  * group, not just the pid: when the runner is a child subreaper (see
  * exec.h), the job's orphans are our children and are reaped here too, so
  * on_exit comes after every process of the group is gone. */
@@ -467,7 +468,7 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
       goto fail;
     }
     req.fd_stdin = devnull;
-    /* The watcher is up before fork, so the child's SIGCHLD is not lost. */
+    /* The watcher is up before the spawn, so the child's SIGCHLD is not lost. */
     if ((rc = reaper_add(loop, &e->rent)) < 0)
       goto fail;
     e->r.started_us = now_us();

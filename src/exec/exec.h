@@ -4,8 +4,8 @@
  * runner's, its workdir, stdin from /dev/null, stdout and stderr on two pipes
  * that the loop drains continuously (the child never blocks on drover), and a
  * third pipe whose number is in $DROVER_PROGRESS_FD for progress lines
- * "PERCENT [STAGE] MESSAGE". Exec failure is reported back through a
- * close-on-exec pipe and becomes a job error, not a crash.
+ * "PERCENT [STAGE] MESSAGE". Exec failure is reported back by the child
+ * (see spawn.h) and becomes a job error, not a crash.
  *
  * Timeout and cancel: SIGTERM to the process group, then after kill_grace
  * SIGKILL to the group. When the main process exits, whatever is left of its

@@ -1,95 +1,126 @@
-/* spawn.c - fork + execve with a close-on-exec error pipe, as libuv's
- * uv_spawn does it, but with what uv_spawn cannot give: setsid, a fourth fd,
- * rusage from wait4, and (later) cgroup and namespace setup before exec. */
+/* spawn.c - clone(CLONE_VM|CLONE_VFORK) + execve of one job process, as
+ * glibc's posix_spawn does it, with what posix_spawn cannot give: setsid and
+ * a fourth fd together, rusage from wait4, and (later) cgroup and namespace
+ * setup before exec. */
 #include "exec/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/util.h"
 
-/* The child's fd layout: 0..3 as the job sees them, 4 the error pipe (until
- * exec closes it). Every source fd is moved to FIRST_FREE or above in the
- * parent first, so wiring 0..4 in the child never clobbers a source. */
-#define ERR_FD     4
-#define FIRST_FREE 5
+/* The child's fd layout: 0..3 as the job sees them, nothing above. Every
+ * source fd is moved to FIRST_FREE or above in the parent first, so wiring
+ * 0..3 in the child never clobbers a source. */
+#define FIRST_FREE 4
 
+/* The child runs on a stack of its own inside our address space. It makes a
+ * few syscalls through libc wrappers (and, under ASan, their interceptors),
+ * never deep calls: 64 KiB is ample and only the touched pages cost. */
+#define CHILD_STACK (64 * 1024)
+
+/* Why clone(CLONE_VM|CLONE_VFORK) and not fork: fork copies the page tables
+ * of the whole process (and runs the atfork handlers), which costs more the
+ * bigger the agent gets; a CLONE_VM child shares our memory and the kernel
+ * suspends this thread until the child has exec'ed or exited. So:
+ *  - the child may only read what the parent prepared (req, this struct) and
+ *    write the failure report below: nothing else of ours, no malloc, no
+ *    stdio, no locks (other threads of ours keep running beside it);
+ *  - the report needs no pipe: once clone returns, the child is either a
+ *    new program or dead, and f says which;
+ *  - errno is shared with the calling thread (same TLS), so the parent never
+ *    relies on errno across the clone. */
 struct child_ctx {
   const struct spawn_req *req;
   int src[4]; /* fds for 0..3, all >= FIRST_FREE or -1 */
-  int err_w;
   struct sigaction dfl;
   sigset_t empty;
-  long max_fd; /* for the close loop when close_range is missing */
+  struct spawn_failure f; /* written by the child only when it fails */
 };
 
-static void child_fail(enum spawn_step step, int err) __attribute__((noreturn));
-static void child_fail(enum spawn_step step, int err)
+/* Full signal masks for the raw syscall: the kernel's sigset is _NSIG bits,
+ * and glibc's sigprocmask would leave its own internal signals unblocked. */
+#define KSIGSET_SIZE (_NSIG / 8)
+
+static void child_fail(struct child_ctx *c, enum spawn_step step, int err)
+    __attribute__((noreturn));
+/* No ASan instrumentation in the child: it would poison shadow memory for
+ * frames on a stack that is unmapped without ever returning. */
+__attribute__((no_sanitize_address)) static void child_fail(struct child_ctx *c,
+                                                            enum spawn_step step, int err)
 {
-  struct spawn_failure f = {step, err};
-  ssize_t n;
-  do
-    n = write(ERR_FD, &f, sizeof f);
-  while (n < 0 && errno == EINTR);
+  c->f.step = step;
+  c->f.err = err;
   _exit(127);
 }
 
-/* Runs in the forked child: async-signal-safe calls only (no malloc, no
- * stdio, no locks another thread may have held at fork). */
-static void child_run(const struct child_ctx *c) __attribute__((noreturn));
-static void child_run(const struct child_ctx *c)
+/* Runs in the cloned child, on its own stack, sharing our memory: raw
+ * syscalls and async-signal-safe calls only (see struct child_ctx). */
+__attribute__((no_sanitize_address)) static int child_run(void *arg)
 {
+  struct child_ctx *c = arg;
   const struct spawn_req *req = c->req;
-
-  /* The error pipe goes to its fixed place first, so every later step can
-   * report through it. dup2 clears close-on-exec; set it back. */
-  if (dup2(c->err_w, ERR_FD) < 0)
-    _exit(127);
-  fcntl(ERR_FD, F_SETFD, FD_CLOEXEC);
 
   /* Own session and process group: timeouts and cancels signal the whole
    * group, and the job cannot signal ours or read our terminal. */
   if (setsid() < 0)
-    child_fail(SPAWN_STEP_SETUP, errno);
+    child_fail(c, SPAWN_STEP_SETUP, errno);
 
-  /* libuv (and the runner) install handlers and block signals; a job must
-   * start with default dispositions and nothing blocked. The parent blocked
-   * everything around fork, so no handler of ours can run in here before
-   * this reset. sigaction fails for the two signals glibc reserves; fine. */
+  /* The runner installs handlers (libuv's point into our memory, which this
+   * child shares) and ignores SIGPIPE; a job must start with default
+   * dispositions and nothing blocked. The parent blocked everything around
+   * clone, so no handler of ours can run in here before this reset; the
+   * handler table is the child's own copy (no CLONE_SIGHAND). sigaction
+   * fails for the signals that cannot be changed; fine. */
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP)
       sigaction(sig, &c->dfl, NULL);
   sigprocmask(SIG_SETMASK, &c->empty, NULL);
 
-  /* Isolation (cgroup join, namespaces, rlimits, no_new_privs, dropping to
-   * the job user) slots in here: after setsid, before the fds and the
-   * workdir, each failure reported with its own spawn_step. */
+  /* Isolation (cgroup join, namespaces, mounts, rlimits, no_new_privs,
+   * dropping to the job user) slots in here: after setsid, before the fds
+   * and the workdir, each failure reported with its own spawn_step. All of
+   * it is syscalls, which is what a CLONE_VM child may make: open/write/
+   * close for cgroup files, unshare, mount, prctl(PR_SET_NO_NEW_PRIVS),
+   * setrlimit. Use syscall(SYS_setresuid/SYS_setgroups/...) rather than
+   * glibc's setuid family: those wrappers signal every thread of the
+   * process to change them all, and here that process is ours. */
 
   for (int fd = 0; fd < 4; fd++) {
     if (c->src[fd] >= 0) {
       if (dup2(c->src[fd], fd) < 0)
-        child_fail(SPAWN_STEP_SETUP, errno);
+        child_fail(c, SPAWN_STEP_SETUP, errno);
     } else if (fd == 0 || fd == 3) {
       close(fd);
     }
   }
   /* Nothing else of ours leaks into the job: other jobs' pipes, sockets,
-   * the store. */
-  if (close_range(FIRST_FREE, ~0U, 0) < 0)
-    for (long fd = FIRST_FREE; fd < c->max_fd; fd++)
+   * the store. (The sources are close-on-exec or closed here.) */
+  if (close_range(FIRST_FREE, ~0U, 0) < 0) {
+    struct rlimit rl;
+    long max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)max)
+      max = (long)rl.rlim_cur;
+    for (long fd = FIRST_FREE; fd < max; fd++)
       close((int)fd);
+  }
 
   if (req->workdir && chdir(req->workdir) < 0)
-    child_fail(SPAWN_STEP_CHDIR, errno);
+    child_fail(c, SPAWN_STEP_CHDIR, errno);
   execve(req->path, req->argv, req->envp);
-  child_fail(SPAWN_STEP_EXEC, errno);
+  child_fail(c, SPAWN_STEP_EXEC, errno);
+  return 127;
 }
 
 /* Returns fd itself when it is already >= FIRST_FREE, else a close-on-exec
@@ -106,9 +137,10 @@ static int high_fd(int fd, int *tmp)
 int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
 {
   struct child_ctx c;
-  int tmp[5], errp[2], rc = 0;
+  int tmp[4], rc = 0, clone_err = 0;
   int src[4] = {req->fd_stdin, req->fd_stdout, req->fd_stderr, req->fd_progress};
   sigset_t all, old;
+  void *stack;
   pid_t pid;
 
   memset(&c, 0, sizeof c);
@@ -116,16 +148,12 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   c.dfl.sa_handler = SIG_DFL;
   sigemptyset(&c.dfl.sa_mask);
   sigemptyset(&c.empty);
-  c.max_fd = sysconf(_SC_OPEN_MAX);
-  if (c.max_fd < 0 || c.max_fd > 65536)
-    c.max_fd = 65536;
+  c.f.step = SPAWN_OK;
   f->step = SPAWN_OK;
   f->err = 0;
 
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 4; i++)
     tmp[i] = -1;
-  if (pipe2(errp, O_CLOEXEC) < 0)
-    return -errno;
   for (int i = 0; i < 4; i++) {
     c.src[i] = high_fd(src[i], &tmp[i]);
     if (src[i] >= 0 && c.src[i] < 0) {
@@ -133,56 +161,49 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
       goto out;
     }
   }
-  c.err_w = high_fd(errp[1], &tmp[4]);
-  if (c.err_w < 0) {
+
+  stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) {
     rc = -errno;
     goto out;
   }
 
-  /* Block every signal across fork so that no handler runs in the child
-   * before it has reset the dispositions (libuv does the same). */
+  /* Block every signal, glibc's internal ones too, across clone: the child
+   * shares our memory, so a handler of ours running in it before it has
+   * reset the dispositions would run on our data (glibc's posix_spawn does
+   * the same). The raw syscall, because sigfillset + sigprocmask leave
+   * glibc's signals out. */
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid = fork();
-  if (pid == 0)
-    child_run(&c);
-  rc = pid < 0 ? -errno : 0;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KSIGSET_SIZE);
+  /* The stack grows down on every architecture Linux runs drover on. */
+  pid = clone(child_run, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
   if (pid < 0)
-    goto out;
+    clone_err = errno;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KSIGSET_SIZE);
+  munmap(stack, CHILD_STACK);
 
-  /* The write end must be closed here, or the read below would never see
-   * EOF. The read returns at exec (close-on-exec closes the child's end:
-   * EOF) or with a failure report; the child does little before either. */
-  close(errp[1]);
-  errp[1] = -1;
-  if (tmp[4] >= 0) {
-    close(tmp[4]);
-    tmp[4] = -1;
+  if (pid < 0) {
+    rc = -clone_err;
+    goto out;
   }
-  ssize_t n;
-  do
-    n = read(errp[0], f, sizeof *f);
-  while (n < 0 && errno == EINTR);
-  if (n == (ssize_t)sizeof *f) {
-    /* The child _exits right after writing: reap it now so it is never
-     * seen by the group reaper. */
+  /* Here the child has exec'ed, or has exited (reporting in c.f when it
+   * failed), or was killed before exec (c.f untouched: treated as started;
+   * the reaper collects its status). */
+  if (c.f.step != SPAWN_OK) {
+    *f = c.f;
+    /* Reap it now so it is never seen by the group reaper. */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
       ;
     rc = 0;
   } else {
-    f->step = SPAWN_OK;
-    f->err = 0;
     rc = pid;
   }
 
 out:
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 4; i++)
     if (tmp[i] >= 0)
       close(tmp[i]);
-  close(errp[0]);
-  if (errp[1] >= 0)
-    close(errp[1]);
   return rc;
 }
 

@@ -1,7 +1,8 @@
-/* spawn.h - fork + execve of one job process, with its own session, fds
- * 0..3 wired as asked, and failures before exec reported back to the parent.
+/* spawn.h - clone(CLONE_VM|CLONE_VFORK) + execve of one job process, with
+ * its own session, fds 0..3 wired as asked (nothing else open), default
+ * signal dispositions, and failures before exec reported back to the parent.
  * exec.c builds everything (paths, argv, envp, fds) before calling this;
- * the child only makes async-signal-safe calls. */
+ * the child shares our memory until exec and only makes syscalls. */
 #ifndef DROVER_EXEC_SPAWN_H
 #define DROVER_EXEC_SPAWN_H
 
@@ -23,10 +24,12 @@ struct spawn_failure {
   int err; /* errno of that step */
 };
 
-/* Starts the process. Returns its pid (> 0) once it has exec'ed; the child
- * is the leader of a new session and process group (pgid == pid). Returns 0
- * with *f filled when the child failed before exec (it has been reaped
- * already), or -errno when no child could be made (pipe, fork). */
+/* Starts the process; the calling thread waits until the child has exec'ed
+ * or failed. Returns its pid (> 0) once it has exec'ed; the child is the
+ * leader of a new session and process group (pgid == pid). Returns 0 with
+ * *f filled when the child failed before exec (it has been reaped already),
+ * or -errno when no child could be made (dup, mmap, clone). Safe to call from
+ * any thread; the caller's signal mask is left as it was. */
 int spawn_process(const struct spawn_req *req, struct spawn_failure *f);
 
 /* Resolves a program name the way execvp does, with path_env as $PATH (NULL:

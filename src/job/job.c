@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,10 +296,11 @@ static int get_duration(struct ctx *c, const char *key, const json_t *v, uint64_
     return 0;
   }
   /* A bare number is seconds, as in most job formats; 1e12 s is past any
-   * sensible limit and keeps the conversion exact. */
+   * sensible limit and keeps the conversion exact. Non-negative, so adding
+   * 0.5 and truncating rounds to the nearest millisecond without libm. */
   if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 1e12) {
     *out = json_is_integer(v) ? (uint64_t)json_integer_value(v) * 1000
-                              : (uint64_t)llround(json_real_value(v) * 1000.0);
+                              : (uint64_t)(json_real_value(v) * 1000.0 + 0.5);
     return 0;
   }
   return fail(c, &p, 1, 0, "\"%s\" must be a duration like \"30s\" or a number of seconds, got %s",

@@ -9,7 +9,7 @@ PKGS=(
   libclang-rt-14-dev
   libuv1-dev libnghttp2-dev libssl-dev openssl
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-  libjansson-dev libyaml-dev libsqlite3-dev libcmocka-dev
+  libjansson-dev libyaml-dev libsqlite3-dev libcmocka-dev zlib1g-dev
   python3 python3-pytest python3-grpcio python3-grpc-tools python3-protobuf
 )
 

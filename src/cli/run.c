@@ -279,7 +279,8 @@ int cmd_run(int argc, char **argv)
   /* Orphans of a job (a killed group's grandchildren) must be reaped by us:
    * PID 1 of a container often reaps nothing. */
   if (exec_become_subreaper() < 0)
-    log_warn("cannot become child subreaper; orphaned job processes may linger", "pid=%d", (int)getpid());
+    log_warn("cannot become child subreaper; orphaned job processes may linger", "pid=%d",
+             (int)getpid());
   uv_loop_init(&loop);
   struct run_ctx ctx;
   memset(&ctx, 0, sizeof(ctx));

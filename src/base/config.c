@@ -536,11 +536,32 @@ out:
   return rc;
 }
 
-int cfg_wants_help(int argc, char **argv)
+/* Whether argument a (an option as written, without "=value") names an
+ * option that takes its value from the next argument. */
+static int takes_value(const struct cfg_opt *opts, size_t n, const char *a)
 {
-  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+  if (!strcmp(a, "--config"))
+    return 1;
+  for (size_t i = 0; i < n; i++) {
+    int match = (a[1] == '-' && !strcmp(a + 2, opts[i].key)) ||
+                (a[1] != '-' && a[2] == '\0' && opts[i].short_name == a[1]);
+    if (match)
+      return opts[i].type != CFG_BOOL;
+  }
+  return 0;
+}
+
+int cfg_wants_help(const struct cfg_opt *opts, size_t n, int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--") || a[0] != '-' || a[1] == '\0')
+      return 0;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help"))
       return 1;
+    if (!strchr(a, '=') && takes_value(opts, n, a))
+      i++;
+  }
   return 0;
 }
 

@@ -90,8 +90,11 @@ int cfg_load(const char *cmd, const struct cfg_opt *opts, size_t n, void *target
              char **argv, char **env, struct cfg_result *res);
 /* Frees what cfg_load stored in target (strings, lists) and res. */
 void cfg_release(const struct cfg_opt *opts, size_t n, void *target, struct cfg_result *res);
-/* 1 when argv (up to "--") holds -h or --help. */
-int cfg_wants_help(int argc, char **argv);
+/* 1 when the options of argv hold -h or --help. Like cfg_load it stops at
+ * "--" or the first non-option argument, and skips the value of an option of
+ * the table that takes one ("--timeout 5s"), so `drover run ls --help` runs
+ * `ls --help` rather than printing drover's usage. */
+int cfg_wants_help(const struct cfg_opt *opts, size_t n, int argc, char **argv);
 /* Prints "usage: drover CMD [options] ARGS" and one line per option with its
  * default and environment variable, to stdout. */
 void cfg_usage(const char *cmd, const char *args, const char *summary, const struct cfg_opt *opts,

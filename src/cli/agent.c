@@ -86,7 +86,7 @@ int cmd_agent(int argc, char **argv)
   memset(&o, 0, sizeof(o));
   memset(&res, 0, sizeof(res));
 
-  if (cfg_wants_help(argc, argv)) {
+  if (cfg_wants_help(agent_opts_table, NOPTS, argc, argv)) {
     cfg_usage("agent", "", agent_summary, agent_opts_table, NOPTS);
     return CLI_EXIT_OK;
   }

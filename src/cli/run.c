@@ -250,7 +250,7 @@ int cmd_run(int argc, char **argv)
   memset(&o, 0, sizeof(o));
   memset(&res, 0, sizeof(res));
 
-  if (cfg_wants_help(argc, argv)) {
+  if (cfg_wants_help(run_opts_table, NOPTS, argc, argv)) {
     cfg_usage("run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS);
     return CLI_EXIT_OK;
   }

@@ -200,6 +200,13 @@ def test_run_help(drover):
     assert "--timeout" in r.stdout and "DROVER_TIMEOUT" in r.stdout
 
 
+def test_run_help_after_the_command_belongs_to_the_command(drover):
+    # Options end at the first word of the command, as in `env` or `nice`.
+    r = run(drover, "--timeout", "5s", "echo", "--help")
+    assert r.returncode == 0
+    assert r.stdout == "--help\n"
+
+
 def test_run_options_from_env_and_config_file(drover, tmp_path):
     cfg = tmp_path / "drover.yaml"
     cfg.write_text("run:\n  timeout: 200ms\n")

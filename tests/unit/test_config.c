@@ -253,12 +253,22 @@ static void test_config_file_errors(void **state)
 static void test_config_help_usage_and_logging(void **state)
 {
   char *h1[] = {"agent", "-n", "3", "--help"}, *h2[] = {"agent", "--", "--help"};
+  /* After the first non-option word, --help belongs to the command run. */
+  char *h3[] = {"agent", "ls", "--help"}, *h4[] = {"agent", "--name=x", "-h"};
+  /* "--name --help": --help is the value of --name, not a request for help. */
+  char *h5[] = {"agent", "--name", "--help"}, *h6[] = {"agent", "--config", "f.yaml", "-h"};
+  char *h7[] = {"agent", "-v", "--help"}; /* a flag without a value */
   char buf[4096];
   int p[2], saved;
   ssize_t n;
 
-  assert_true(cfg_wants_help(4, h1));
-  assert_false(cfg_wants_help(3, h2));
+  assert_true(cfg_wants_help(table, NOPTS, 4, h1));
+  assert_false(cfg_wants_help(table, NOPTS, 3, h2));
+  assert_false(cfg_wants_help(table, NOPTS, 3, h3));
+  assert_true(cfg_wants_help(table, NOPTS, 3, h4));
+  assert_false(cfg_wants_help(table, NOPTS, 3, h5));
+  assert_true(cfg_wants_help(table, NOPTS, 4, h6));
+  assert_true(cfg_wants_help(table, NOPTS, 3, h7));
 
   assert_int_equal(pipe(p), 0);
   fflush(stdout);

@@ -43,8 +43,12 @@ start_server() {
   printf -v "PID_$name" '%s' "$pid"
 }
 
-ADDR_ours="" ADDR_grpcio="" PID_ours="" PID_grpcio=""
+ADDR_ours="" ADDR_grpcio="" PID_ours="" PID_grpcio="" ADDR_pinned="" PID_pinned=""
 start_server ours "$ECHO" serve --listen 127.0.0.1:0 --max-message-size 16777216
+# The same server and client on one CPU: on a VM whose idle vCPUs halt at once
+# (no halt-polling), each cross-CPU wakeup costs tens of microseconds, twice per
+# round trip; pinning both sides to one CPU shows what the library itself costs.
+start_server pinned taskset -c 0 "$ECHO" serve --listen 127.0.0.1:0
 start_server grpcio $PY "$GRPCIO" serve --listen 127.0.0.1:0 --max-message-size 16777216
 
 # JSON results per side, one line per run, in $TMP/<side>.json
@@ -63,6 +67,8 @@ for side in ours grpcio; do
   run "$side" --mode stream --size 100
   run "$side" --mode stream --size 65536
 done
+taskset -c 0 "$ECHO" bench --target "$ADDR_pinned" --seconds "$SECS" --mode unary --size 100 |
+  tail -n1 >"$TMP/pinned.json"
 
 $PY "$GRPCIO" idle --target "$ADDR_ours" --pid "$PID_ours" --conns "$CONNS" >"$TMP/idle-ours.json"
 $PY "$GRPCIO" idle --target "$ADDR_grpcio" --pid "$PID_grpcio" --conns "$CONNS" >"$TMP/idle-grpcio.json"
@@ -88,6 +94,14 @@ for name, i, key, better in rows:
     a, b = ours[i].get(key), grpcio[i].get(key)
     ratio = f"{a / b:.2f}" if a is not None and b else "-"
     print(f"{name:<24}{a if a is not None else '-':>14}{b if b is not None else '-':>14}{ratio:>13}  ({better} is better)")
+# The machine's floor in the same run: a raw TCP ping-pong of the same size,
+# measured by drover-rpc-echo bench just before its gRPC round trips.
+pinned = json.load(open(f"{tmp}/pinned.json"))
+print(f"unary 100 B, raw TCP ping-pong floor (same run): p50 {ours[0].get('tcp_p50_us')} us, "
+      f"p99 {ours[0].get('tcp_p99_us')} us; gRPC adds {ours[0]['p50_us'] - ours[0].get('tcp_p50_us', 0):.0f} us at p50")
+print(f"unary 100 B, client and server pinned to one CPU: p50 {pinned['p50_us']} us, "
+      f"p99 {pinned['p99_us']} us (raw TCP {pinned.get('tcp_p50_us')} us; gRPC adds "
+      f"{pinned['p50_us'] - pinned.get('tcp_p50_us', 0):.0f} us)")
 for side in ("ours", "grpcio"):
     d = json.load(open(f"{tmp}/idle-{side}.json"))
     print(f"idle h2c connections on {side} server: {d['conns']} opened ({d['answered']} answered, "

@@ -20,6 +20,7 @@ void echo_usage(void)
         "           --keepalive-timeout MS] [--read-delay-ms N] [--quiet]\n"
         "       drover-rpc-echo bench --target ADDR --mode unary|stream [--size BYTES]\n"
         "           [--seconds N] [--concurrency N] [--tls-ca F] [--server-name NAME]\n"
+        "           [--busy-poll]\n"
         "ADDR is HOST:PORT (port 0 picks a free one when serving) or unix:PATH\n",
         stderr);
 }

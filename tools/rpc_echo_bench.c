@@ -3,10 +3,18 @@
 #include "tools/rpc_echo.h"
 #include "base/util.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct bench;
 
@@ -29,9 +37,12 @@ struct bench {
   long long running;
   int64_t *lat;
   size_t nlat, caplat;
+  int64_t tcp_p50, tcp_p99; /* raw TCP round trip in the same run, -1 none */
   long long replies, replies_at_stop;
   int failed;
   uv_timer_t stop_timer;
+  uv_idle_t spin; /* --busy-poll: keeps the loop polling without sleeping */
+  int busy_poll;
   struct worker *w;
 };
 
@@ -92,6 +103,91 @@ static int cmp64(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* The floor under the unary figures: round trips of `len` bytes over a
+ * plain loopback TCP connection to a forked echo child, blocking
+ * syscalls, no HTTP/2. On a VM whose idle vCPUs halt, a wakeup on the
+ * other CPU costs several times the whole RPC stack, and whether the
+ * scheduler puts the two ends on one CPU or two depends on the machine's
+ * load: without this number in the same run, a change of placement reads
+ * as a regression. With `spin` the parent polls like --busy-poll does. */
+static void tcp_baseline(struct bench *b, size_t len, int spin)
+{
+  b->tcp_p50 = b->tcp_p99 = -1;
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof(a);
+  if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+      getsockname(ls, (struct sockaddr *)&a, &al) < 0 || listen(ls, 1) < 0) {
+    if (ls >= 0)
+      close(ls);
+    return;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(ls);
+    return;
+  }
+  int one = 1;
+  if (pid == 0) {
+    close(ls);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+      _exit(1);
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0 || write(c, buf, (size_t)n) != n)
+        _exit(0);
+    }
+  }
+  int s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+  close(ls);
+  enum { ROUNDS = 20000, MAX_US = 300000 };
+  int64_t *lat = xmalloc(ROUNDS * sizeof(*lat));
+  size_t n = 0;
+  if (len > 4096)
+    len = 4096;
+  char *buf = xcalloc(1, len ? len : 1);
+  if (s >= 0) {
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int64_t stop = mono_us() + MAX_US;
+    while (n < ROUNDS) {
+      int64_t t0 = mono_us();
+      if (t0 >= stop || write(s, buf, len) != (ssize_t)len)
+        break;
+      size_t got = 0;
+      while (got < len) {
+        ssize_t r = recv(s, buf + got, len - got, spin ? MSG_DONTWAIT : 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+          continue;
+        if (r <= 0)
+          break;
+        got += (size_t)r;
+      }
+      if (got < len)
+        break;
+      lat[n++] = mono_us() - t0;
+    }
+    close(s);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  if (n) {
+    qsort(lat, n, sizeof(*lat), cmp64);
+    b->tcp_p50 = lat[n / 2];
+    b->tcp_p99 = lat[(size_t)((double)n * 0.99)];
+  }
+  free(lat);
+  free(buf);
+}
+
+static void spin_cb(uv_idle_t *h)
+{
+  (void)h;
+}
+
 static void finish(struct bench *b)
 {
   double secs = (double)(mono_us() - b->start) / 1e6;
@@ -102,8 +198,10 @@ static void finish(struct bench *b)
       sum += (double)b->lat[i];
     int64_t p50 = b->nlat ? b->lat[b->nlat / 2] : 0;
     int64_t p99 = b->nlat ? b->lat[(size_t)((double)b->nlat * 0.99)] : 0;
-    printf("{\"mode\":\"unary\",\"calls\":%zu,\"p50_us\":%lld,\"p99_us\":%lld,\"mean_us\":%.1f}\n",
-           b->nlat, (long long)p50, (long long)p99, b->nlat ? sum / (double)b->nlat : 0.0);
+    printf("{\"mode\":\"unary\",\"calls\":%zu,\"p50_us\":%lld,\"p99_us\":%lld,\"mean_us\":%.1f,"
+           "\"tcp_p50_us\":%lld,\"tcp_p99_us\":%lld,\"busy_poll\":%s}\n",
+           b->nlat, (long long)p50, (long long)p99, b->nlat ? sum / (double)b->nlat : 0.0,
+           (long long)b->tcp_p50, (long long)b->tcp_p99, b->busy_poll ? "true" : "false");
   } else {
     /* Only what arrived within the measured window counts. */
     secs = (double)(b->end - b->start) / 1e6;
@@ -113,6 +211,8 @@ static void finish(struct bench *b)
   }
   fflush(stdout);
   uv_close((uv_handle_t *)&b->stop_timer, NULL);
+  if (b->busy_poll)
+    uv_close((uv_handle_t *)&b->spin, NULL);
   rpc_client_close(b->client, NULL);
 }
 
@@ -177,6 +277,7 @@ int echo_bench(int argc, char **argv)
       {"concurrency", required_argument, 0, 'c'},
       {"tls-ca", required_argument, 0, 'A'},
       {"server-name", required_argument, 0, 'S'},
+      {"busy-poll", no_argument, 0, 'B'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0},
   };
@@ -211,6 +312,9 @@ int echo_bench(int argc, char **argv)
     case 'S':
       tls.server_name = optarg;
       break;
+    case 'B':
+      b.busy_poll = 1;
+      break;
     case 'h':
       echo_usage();
       return 0;
@@ -238,6 +342,9 @@ int echo_bench(int argc, char **argv)
   b.packed = xmalloc(b.packed_len);
   protobuf_c_message_pack(&req.base, b.packed);
 
+  b.tcp_p50 = b.tcp_p99 = -1;
+  if (!b.stream)
+    tcp_baseline(&b, b.packed_len, b.busy_poll);
   b.loop = uv_default_loop();
   co.tls = tls.ca ? &tls : NULL;
   co.on_log = echo_log;
@@ -255,6 +362,14 @@ int echo_bench(int argc, char **argv)
   uv_timer_init(b.loop, &b.stop_timer);
   b.stop_timer.data = &b;
   uv_timer_start(&b.stop_timer, stop_cb, (uint64_t)b.seconds * 1000, 0);
+  if (b.busy_poll) {
+    /* An active idle handle makes every loop turn poll with a zero
+     * timeout: this process never sleeps in epoll_wait, so a reply needs
+     * no wakeup of a halted CPU. Costs one
+     * CPU for the whole run. */
+    uv_idle_init(b.loop, &b.spin);
+    uv_idle_start(&b.spin, spin_cb);
+  }
   b.w = xcalloc((size_t)b.concurrency, sizeof(*b.w));
   b.running = b.concurrency;
   for (long long i = 0; i < b.concurrency; i++) {

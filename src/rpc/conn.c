@@ -235,10 +235,34 @@ static void write_cb(uv_write_t *req, int status)
   conn_flush(c);
 }
 
+/* Outputs up to this size are tried on the socket before a write request. */
+#define TRY_WRITE_MAX (16u * 1024)
+
 static void start_write(struct rpc_conn *c)
 {
   if (c->writing || rpc_buf_size(&c->out) == 0 || c->closed)
     return;
+  /* A small output (a unary call's request or reply: one write per side)
+   * goes to the socket at once. Through uv_write it would cost, even when
+   * the kernel takes it all, a deferred write_cb (the next flush waits a
+   * loop turn) and, in libuv 1.44, an epoll_ctl when the request drains:
+   * one more syscall per call on each side. Bigger outputs keep the write
+   * request, which gathers everything produced until it completes into
+   * the next write: trying them at once made more, smaller writes and cost
+   * bidi streaming of small messages a few percent. */
+  size_t len = rpc_buf_size(&c->out);
+  if (len <= TRY_WRITE_MAX) {
+    uv_buf_t now = uv_buf_init((char *)c->out.p + c->out.off, (unsigned)len);
+    int w = uv_try_write(&c->io.stream, &now, 1);
+    if (w > 0) {
+      rpc_buf_consume(&c->out, (size_t)w);
+      if (rpc_buf_size(&c->out) == 0)
+        return;
+    } else if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+      conn_fail(c, w, RPC_UNAVAILABLE);
+      return;
+    }
+  }
   /* Swap buffers: everything produced while this write is in flight is
    * gathered in `out` and goes out in the next single write. */
   struct rpc_buf t = c->inflight;
@@ -284,7 +308,8 @@ static void notify_writable(struct rpc_conn *c)
       cap *= 2;
       if (v == stack) {
         v = xmalloc(cap * sizeof(*v));
-        memcpy(v, stack, sizeof(stack));
+        /* Reached only once all 64 stack slots are filled. */
+        memcpy(v, stack, sizeof(stack)); // cppcheck-suppress uninitvar
       } else {
         v = xrealloc(v, cap * sizeof(*v));
       }

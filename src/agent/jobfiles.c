@@ -236,32 +236,8 @@ void jobfiles_fail(struct jobfiles *f, const char *file, const char *why)
 
 int jobfiles_write_fast(const char *dir, const char *name, const char *data, size_t len)
 {
-  char *tmp = xasprintf("%s/.%s.tmp", dir, name);
   char *path = xasprintf("%s/%s", dir, name);
-  int err = 0;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    err = -errno;
-    goto out;
-  }
-  while (len > 0) {
-    ssize_t n = write(fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      err = -errno;
-      break;
-    }
-    data += n;
-    len -= (size_t)n;
-  }
-  close(fd);
-  if (!err && rename(tmp, path) < 0)
-    err = -errno;
-  if (err)
-    unlink(tmp);
-out:
-  free(tmp);
+  int err = write_file_replace(path, data, len);
   free(path);
   return err;
 }

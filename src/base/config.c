@@ -194,24 +194,6 @@ bad:
   return -1;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
-  if (la > 64 || lb > 64)
-    return 99;
-  for (size_t k = 0; k <= lb; k++)
-    prev[k] = k;
-  for (size_t i = 1; i <= la; i++) {
-    cur[0] = i;
-    for (size_t k = 1; k <= lb; k++) {
-      size_t sub = prev[k - 1] + (a[i - 1] != b[k - 1]), del = prev[k] + 1, ins = cur[k - 1] + 1;
-      cur[k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-    }
-    memcpy(prev, cur, (lb + 1) * sizeof *prev);
-  }
-  return prev[lb];
-}
-
 /* ---- YAML -------------------------------------------------------------- */
 
 /* The option a YAML key names ('_' and '-' are the same), or -1. */

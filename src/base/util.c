@@ -87,7 +87,7 @@ void fmt_time_us(char *buf, size_t len, int64_t us)
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len)
+static int write_whole(const char *path, const void *data, size_t len, int sync)
 {
   /* The temporary name is unique per process and per call so that two writers
    * never share one; rename() then makes the new content appear whole. */
@@ -114,7 +114,7 @@ int write_file_atomic(const char *path, const void *data, size_t len)
   }
   /* fdatasync is what makes "results are written atomically" survive a power
    * cut, not just a crash of drover. */
-  if (!err && fdatasync(fd) < 0)
+  if (!err && sync && fdatasync(fd) < 0)
     err = -errno;
   if (close(fd) < 0 && !err)
     err = -errno;
@@ -125,6 +125,16 @@ int write_file_atomic(const char *path, const void *data, size_t len)
 out:
   free(tmp);
   return err;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len)
+{
+  return write_whole(path, data, len, 1);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len)
+{
+  return write_whole(path, data, len, 0);
 }
 
 int read_file(const char *path, char **out, size_t *len)
@@ -183,4 +193,22 @@ int mkdir_p(const char *path, unsigned mode)
   }
   free(p);
   return err;
+}
+
+size_t edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
+  if (la > 64 || lb > 64)
+    return 99;
+  for (size_t k = 0; k <= lb; k++)
+    prev[k] = k;
+  for (size_t i = 1; i <= la; i++) {
+    cur[0] = i;
+    for (size_t k = 1; k <= lb; k++) {
+      size_t sub = prev[k - 1] + (a[i - 1] != b[k - 1]), del = prev[k] + 1, ins = cur[k - 1] + 1;
+      cur[k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+    memcpy(prev, cur, (lb + 1) * sizeof *prev);
+  }
+  return prev[lb];
 }

@@ -28,10 +28,17 @@ void fmt_time_us(char *buf, size_t len, int64_t us);
 /* Writes `len` bytes to path atomically: a temporary file in the same folder,
  * fsync, rename. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len);
+/* The same without the fdatasync: readers never see half a file, but a power
+ * cut may lose the new content. For small files rewritten often. */
+int write_file_replace(const char *path, const void *data, size_t len);
 /* Reads a whole file into a NUL-terminated heap buffer (*out, caller frees).
  * Returns 0 or -errno. */
 int read_file(const char *path, char **out, size_t *len);
 /* mkdir -p. Returns 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
+
+/* Levenshtein distance of two short strings (99 when either is longer than
+ * 64 bytes), for "did you mean" hints. */
+size_t edit_distance(const char *a, const char *b);
 
 #endif

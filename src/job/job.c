@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/units.h"
+#include "base/jsonstr.h"
 #include "base/util.h"
 #include "job/jsonpos.h"
 
@@ -92,28 +93,12 @@ int job_load_file(struct job *j, const char *path, struct job_error *err)
 
 /* ---- JSON out ---------------------------------------------------------- */
 
-/* Parsed documents hold only UTF-8, but a job built in code (argv from a
- * command line) may not; such bytes become '?' rather than losing a field. */
-static json_t *jstr(const char *s)
-{
-  json_t *v = json_string(s);
-  if (!v) {
-    char *c = xstrdup(s);
-    for (char *p = c; *p; p++)
-      if ((unsigned char)*p >= 0x80)
-        *p = '?';
-    v = json_string(c);
-    free(c);
-  }
-  return v ? v : json_string("");
-}
-
 static json_t *kv_object(const struct job_kv *kv, size_t n)
 {
   json_t *o = json_object();
   for (size_t i = 0; i < n; i++) {
-    json_t *k = jstr(kv[i].key);
-    json_object_set_new(o, json_string_value(k), jstr(kv[i].value));
+    json_t *k = jsonstr_new(kv[i].key);
+    json_object_set_new(o, json_string_value(k), jsonstr_new(kv[i].value));
     json_decref(k);
   }
   return o;
@@ -124,33 +109,33 @@ char *job_to_json(const struct job *j)
   json_t *o = json_object();
   char buf[64], *out;
 
-  json_object_set_new(o, "id", jstr(j->id));
+  json_object_set_new(o, "id", jsonstr_new(j->id));
   if (j->name)
-    json_object_set_new(o, "name", jstr(j->name));
+    json_object_set_new(o, "name", jsonstr_new(j->name));
   json_object_set_new(o, "kind", json_string(job_kind_name(j->kind)));
   if (j->command)
-    json_object_set_new(o, "command", jstr(j->command));
+    json_object_set_new(o, "command", jsonstr_new(j->command));
   if (j->argv) {
     json_t *a = json_array();
     for (size_t i = 0; i < j->argc; i++)
-      json_array_append_new(a, jstr(j->argv[i]));
+      json_array_append_new(a, jsonstr_new(j->argv[i]));
     json_object_set_new(o, "argv", a);
   }
   if (j->interpreter)
-    json_object_set_new(o, "interpreter", jstr(j->interpreter));
+    json_object_set_new(o, "interpreter", jsonstr_new(j->interpreter));
   if (j->script)
-    json_object_set_new(o, "script", jstr(j->script));
+    json_object_set_new(o, "script", jsonstr_new(j->script));
   if (j->nenv)
     json_object_set_new(o, "env", kv_object(j->env, j->nenv));
   if (j->workdir)
-    json_object_set_new(o, "workdir", jstr(j->workdir));
+    json_object_set_new(o, "workdir", jsonstr_new(j->workdir));
   units_fmt_duration(buf, sizeof buf, j->timeout_ms);
   json_object_set_new(o, "timeout", json_string(buf));
   units_fmt_duration(buf, sizeof buf, j->kill_grace_ms);
   json_object_set_new(o, "kill_grace", json_string(buf));
   json_object_set_new(o, "priority", json_integer(j->priority));
   if (j->idempotency_key)
-    json_object_set_new(o, "idempotency_key", jstr(j->idempotency_key));
+    json_object_set_new(o, "idempotency_key", jsonstr_new(j->idempotency_key));
   if (j->nlabels)
     json_object_set_new(o, "labels", kv_object(j->labels, j->nlabels));
   out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -229,25 +214,6 @@ static void describe(const json_t *v, char *buf, size_t len)
   else
     snprintf(buf, len, "%s", s);
   free(s);
-}
-
-static size_t edit_distance(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
-  if (la > 64 || lb > 64)
-    return 99;
-  for (size_t k = 0; k <= lb; k++)
-    prev[k] = k;
-  for (size_t i = 1; i <= la; i++) {
-    cur[0] = i;
-    for (size_t k = 1; k <= lb; k++) {
-      size_t sub = prev[k - 1] + (a[i - 1] != b[k - 1]);
-      size_t del = prev[k] + 1, ins = cur[k - 1] + 1;
-      cur[k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-    }
-    memcpy(prev, cur, (lb + 1) * sizeof *prev);
-  }
-  return prev[lb];
 }
 
 static int unknown_field(struct ctx *c, const char *key)

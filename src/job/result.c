@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonstr.h"
 #include "base/util.h"
 
 void job_result_init(struct job_result *r)
@@ -60,22 +61,6 @@ int job_result_exit_code(const struct job_result *r)
   return 125; /* never started */
 }
 
-/* json_string() refuses invalid UTF-8 (an error text may quote a child's
- * bytes); such bytes become '?' rather than losing the field. */
-static json_t *jstr(const char *s)
-{
-  json_t *v = json_string(s);
-  if (!v) {
-    char *c = xstrdup(s);
-    for (char *p = c; *p; p++)
-      if ((unsigned char)*p >= 0x80)
-        *p = '?';
-    v = json_string(c);
-    free(c);
-  }
-  return v ? v : json_string("");
-}
-
 static json_t *time_or_null(int64_t us)
 {
   char buf[40];
@@ -95,8 +80,8 @@ char *job_result_to_json(const struct job *j, const struct job_result *r, void *
   json_t *o = json_object(), *progress;
   char *out;
 
-  json_object_set_new(o, "id", jstr(j ? j->id : ""));
-  json_object_set_new(o, "name", j && j->name ? jstr(j->name) : json_null());
+  json_object_set_new(o, "id", jsonstr_new(j ? j->id : ""));
+  json_object_set_new(o, "name", j && j->name ? jsonstr_new(j->name) : json_null());
   json_object_set_new(o, "status", json_string(job_status_name(r->status)));
   json_object_set_new(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
   json_object_set_new(o, "signal", r->signal > 0 ? json_integer(r->signal) : json_null());
@@ -108,14 +93,14 @@ char *job_result_to_json(const struct job *j, const struct job_result *r, void *
   json_object_set_new(o, "cpu_sys_ms", json_integer((json_int_t)(r->sys_us / 1000)));
   json_object_set_new(o, "stdout", stream_counts(r, JOB_STDOUT));
   json_object_set_new(o, "stderr", stream_counts(r, JOB_STDERR));
-  json_object_set_new(o, "error", r->error ? jstr(r->error) : json_null());
+  json_object_set_new(o, "error", r->error ? jsonstr_new(r->error) : json_null());
   if (r->progress.percent >= 0) {
     progress = json_object();
     json_object_set_new(progress, "percent", json_integer(r->progress.percent));
     json_object_set_new(progress, "stage",
-                        r->progress.stage ? jstr(r->progress.stage) : json_null());
+                        r->progress.stage ? jsonstr_new(r->progress.stage) : json_null());
     json_object_set_new(progress, "message",
-                        r->progress.message ? jstr(r->progress.message) : json_null());
+                        r->progress.message ? jsonstr_new(r->progress.message) : json_null());
   } else {
     progress = json_null();
   }

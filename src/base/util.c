@@ -212,3 +212,14 @@ size_t edit_distance(const char *a, const char *b)
   }
   return prev[lb];
 }
+
+int hex_value(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}

@@ -41,4 +41,7 @@ int mkdir_p(const char *path, unsigned mode);
  * 64 bytes), for "did you mean" hints. */
 size_t edit_distance(const char *a, const char *b);
 
+/* The value of hexadecimal digit c, or -1. */
+int hex_value(char c);
+
 #endif

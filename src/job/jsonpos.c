@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
+
 struct scan {
   const char *p, *end;
   int line, col;
@@ -26,17 +28,6 @@ static void skip_ws(struct scan *s)
 {
   while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
     adv(s);
-}
-
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 static void put_utf8(char *out, size_t *n, size_t cap, unsigned cp)
@@ -71,7 +62,7 @@ static unsigned read_hex4(struct scan *s)
 {
   unsigned v = 0;
   for (int i = 0; i < 4 && s->p < s->end; i++) {
-    int h = hexval(*s->p);
+    int h = hex_value(*s->p);
     v = v * 16 + (unsigned)(h < 0 ? 0 : h);
     adv(s);
   }

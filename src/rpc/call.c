@@ -124,18 +124,27 @@ void call_set_status(struct rpc_call *call, int code, const char *message)
 
 /* ---- sending --------------------------------------------------------------- */
 
+/* Adds the call's status (grpc-status, percent-encoded grpc-message) and its
+ * trailing metadata to h. h borrows code and the returned message (free it):
+ * both must live until the headers are submitted. */
+static char *add_status(struct hdrs *h, const struct rpc_call *call, char code[16])
+{
+  char *msg = NULL;
+  snprintf(code, 16, "%d", call->code);
+  hdrs_add(h, "grpc-status", code);
+  if (call->message && *call->message) {
+    msg = rpc_pct_encode(call->message);
+    hdrs_add(h, "grpc-message", msg);
+  }
+  hdrs_add_md(h, &call->trl_out);
+  return msg;
+}
+
 static void submit_trailers(struct rpc_call *call, nghttp2_session *ng)
 {
   struct hdrs h = {0};
   char code[16];
-  char *msg = NULL;
-  snprintf(code, sizeof(code), "%d", call->code);
-  hdrs_add(&h, "grpc-status", code);
-  if (call->message && *call->message) {
-    msg = rpc_pct_encode(call->message);
-    hdrs_add(&h, "grpc-message", msg);
-  }
-  hdrs_add_md(&h, &call->trl_out);
+  char *msg = add_status(&h, call, code);
   nghttp2_submit_trailer(ng, call->stream_id, h.nv, h.n);
   hdrs_release(&h);
   free(msg);
@@ -185,13 +194,7 @@ static void submit_response(struct rpc_call *call, int trailers_only)
   hdrs_add(&h, "content-type", "application/grpc");
   hdrs_add_md(&h, &call->hdr_out);
   if (trailers_only) {
-    snprintf(code, sizeof(code), "%d", call->code);
-    hdrs_add(&h, "grpc-status", code);
-    if (call->message && *call->message) {
-      msg = rpc_pct_encode(call->message);
-      hdrs_add(&h, "grpc-message", msg);
-    }
-    hdrs_add_md(&h, &call->trl_out);
+    msg = add_status(&h, call, code);
     nghttp2_submit_response(c->ng, call->stream_id, h.nv, h.n, NULL);
   } else {
     nghttp2_data_provider p = call_data_provider(call);

@@ -156,23 +156,13 @@ char *rpc_pct_encode(const char *s)
   return out;
 }
 
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 char *rpc_pct_decode(const char *s, size_t len)
 {
   char *out = xmalloc(len + 1), *o = out;
   for (size_t i = 0; i < len; i++) {
     int h, l;
-    if (s[i] == '%' && i + 2 < len && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+    if (s[i] == '%' && i + 2 < len && (h = hex_value(s[i + 1])) >= 0 &&
+        (l = hex_value(s[i + 2])) >= 0) {
       *o++ = (char)(h << 4 | l);
       i += 2;
     } else {

@@ -10,7 +10,9 @@ J=$T/jobs
 AGENT=
 trap '[ -n "$AGENT" ] && kill -TERM "$AGENT" 2>/dev/null; wait 2>/dev/null || true' EXIT
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Headings in bold on a terminal, plain in a log.
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi
+say() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 
 "$DROVER" version
 say "drover run -- echo hello"

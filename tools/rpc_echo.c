@@ -43,6 +43,17 @@ void echo_log(void *ud, const char *line)
   fprintf(stderr, "%s\n", line);
 }
 
+int echo_client_new(uv_loop_t *loop, struct rpc_client_opts *co, struct rpc_client **out)
+{
+  co->on_log = echo_log;
+  int r = rpc_client_new(loop, co, NULL, out);
+  if (r < 0)
+    fprintf(stderr, "error: cannot create a client for '%s': %s\n", co->target,
+            r == RPC_E_INVAL ? "the target must look like HOST:PORT or unix:PATH"
+                             : rpc_strerror(r));
+  return r;
+}
+
 /* ---- the service --------------------------------------------------------- */
 
 /* Replies waiting to go out: `count` copies of one reply, numbered from

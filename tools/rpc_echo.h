@@ -14,5 +14,8 @@ void echo_usage(void);
 /* Parses a non-negative integer option; exits 2 with usage on error. */
 long long echo_num(const char *opt, const char *s);
 void echo_log(void *ud, const char *line);
+/* rpc_client_new with co->on_log set to echo_log; on failure prints why,
+ * naming the target, and returns the error (usage is the caller's call). */
+int echo_client_new(uv_loop_t *loop, struct rpc_client_opts *co, struct rpc_client **out);
 
 #endif

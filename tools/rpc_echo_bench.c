@@ -347,12 +347,8 @@ int echo_bench(int argc, char **argv)
     tcp_baseline(&b, b.packed_len, b.busy_poll);
   b.loop = uv_default_loop();
   co.tls = tls.ca ? &tls : NULL;
-  co.on_log = echo_log;
-  int r = rpc_client_new(b.loop, &co, NULL, &b.client);
+  int r = echo_client_new(b.loop, &co, &b.client);
   if (r < 0) {
-    fprintf(stderr, "error: cannot create a client for '%s': %s\n", co.target,
-            r == RPC_E_INVAL ? "the target must look like HOST:PORT or unix:PATH"
-                             : rpc_strerror(r));
     free(pl);
     free(b.packed);
     return 2;

@@ -372,13 +372,9 @@ int echo_call(int argc, char **argv)
 
   c.loop = uv_default_loop();
   co.tls = tls.ca ? &tls : NULL;
-  co.on_log = echo_log;
   c.start_us = mono_us();
-  int r = rpc_client_new(c.loop, &co, NULL, &c.client);
+  int r = echo_client_new(c.loop, &co, &c.client);
   if (r < 0) {
-    fprintf(stderr, "error: cannot create a client for '%s': %s\n", co.target,
-            r == RPC_E_INVAL ? "the target must look like HOST:PORT or unix:PATH"
-                             : rpc_strerror(r));
     free(pl);
     free(c.packed);
     if (r == RPC_E_INVAL)

@@ -147,6 +147,18 @@ static int skip_value(struct scan *s)
   return 0;
 }
 
+/* Skips one member's value or one array element, and the comma after it. */
+static int skip_item(struct scan *s)
+{
+  if (skip_value(s) < 0)
+    return -1;
+  if (s->p < s->end && *s->p == ',') {
+    adv(s);
+    skip_ws(s);
+  }
+  return 0;
+}
+
 int jsonpos_locate(const char *text, size_t len, const struct jsonpos_seg *path, size_t n,
                    int want_key, int *line, int *column)
 {
@@ -179,12 +191,8 @@ int jsonpos_locate(const char *text, size_t len, const struct jsonpos_seg *path,
           found = 1;
           break;
         }
-        if (skip_value(&s) < 0)
+        if (skip_item(&s) < 0)
           return -1;
-        if (s.p < s.end && *s.p == ',') {
-          adv(&s);
-          skip_ws(&s);
-        }
       }
     } else if (!seg->key && *s.p == '[') {
       adv(&s);
@@ -194,12 +202,8 @@ int jsonpos_locate(const char *text, size_t len, const struct jsonpos_seg *path,
           found = 1;
           break;
         }
-        if (skip_value(&s) < 0)
+        if (skip_item(&s) < 0)
           return -1;
-        if (s.p < s.end && *s.p == ',') {
-          adv(&s);
-          skip_ws(&s);
-        }
       }
     }
     if (!found)

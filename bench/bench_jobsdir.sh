@@ -19,14 +19,7 @@ DROVER=$(realpath "$BUILD/drover")
 N=${N:-2000}
 ROUNDS=${ROUNDS:-3}
 SLOTS=${SLOTS:-$(nproc)}
-T=$(mktemp -d)
-AGENT=
-cleanup() {
-  [ -n "$AGENT" ] && kill -TERM "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
+. "$(dirname "$0")/agent_env.sh"
 rate() { awk -v a="$1" -v b="$2" -v n="$N" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 

@@ -8,14 +8,7 @@ BUILD=${1:-build}
 DROVER=$(realpath "$BUILD/drover")
 BYTES=${BYTES:-1000000000}
 CMD="yes 0123456789012345678901234567890123456789 | head -c $BYTES"
-T=$(mktemp -d)
-AGENT=
-cleanup() {
-  [ -n "$AGENT" ] && kill -TERM "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
+. "$(dirname "$0")/agent_env.sh"
 
 t0=$(now)
 bash -c "$CMD" > /dev/null

@@ -4,13 +4,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 DROVER=$(realpath "$BUILD/drover")
-T=$(mktemp -d)
-AGENT=
-cleanup() {
-  [ -n "$AGENT" ] && kill -TERM "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/agent_env.sh"
 rss() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$AGENT/status"; }
 
 mkdir -p "$T/jobs"

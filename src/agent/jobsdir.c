@@ -644,7 +644,7 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   }
   jd->watching = 1;
 
-  static const struct pool_ops ops = {on_start, on_line, on_progress, on_done};
+  static const struct pool_ops ops = {NULL, on_start, on_line, on_progress, on_done};
   struct exec_opts eo = {0};
   jd->pool = pool_new(jd->loop, jd->slots, &eo, &ops, jd);
   jd->started = 1;

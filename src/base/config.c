@@ -547,15 +547,15 @@ int cfg_wants_help(const struct cfg_opt *opts, size_t n, int argc, char **argv)
   return 0;
 }
 
-void cfg_usage(const char *cmd, const char *args, const char *summary, const struct cfg_opt *opts,
-               size_t n)
+void cfg_usage(FILE *out, const char *cmd, const char *args, const char *summary,
+               const struct cfg_opt *opts, size_t n)
 {
   char left[96], name[160];
 
-  printf("usage: drover %s [options]%s%s\n", cmd, args && *args ? " " : "", args ? args : "");
+  fprintf(out, "usage: drover %s [options]%s%s\n", cmd, args && *args ? " " : "", args ? args : "");
   if (summary && *summary)
-    printf("\n%s\n", summary);
-  printf("\noptions:\n");
+    fprintf(out, "\n%s\n", summary);
+  fprintf(out, "\noptions:\n");
   for (size_t i = 0; i < n; i++) {
     const struct cfg_opt *o = &opts[i];
     const char *mv = o->metavar ? o->metavar : "VALUE";
@@ -566,19 +566,19 @@ void cfg_usage(const char *cmd, const char *args, const char *summary, const str
       snprintf(left, sizeof left, "    --%s%s%s", o->key, o->type == CFG_BOOL ? "" : " ",
                o->type == CFG_BOOL ? "" : mv);
     env_name(o->key, name, sizeof name);
-    printf("  %-28s %s", left, o->help ? o->help : "");
+    fprintf(out, "  %-28s %s", left, o->help ? o->help : "");
     if (o->type == CFG_ENUM)
-      printf(" (%s)", o->choices);
+      fprintf(out, " (%s)", o->choices);
     if (o->type == CFG_LIST)
-      printf(" (repeatable)");
-    printf("\n  %-28s ", "");
+      fprintf(out, " (repeatable)");
+    fprintf(out, "\n  %-28s ", "");
     if (o->def)
-      printf("default: %s; ", o->def);
-    printf("env %s\n", name);
+      fprintf(out, "default: %s; ", o->def);
+    fprintf(out, "env %s\n", name);
   }
-  printf("  %-28s %s\n  %-28s env DROVER_CONFIG\n", "    --config FILE",
-         "read options from a YAML file", "");
-  printf("  %-28s %s\n", "-h, --help", "show this help");
+  fprintf(out, "  %-28s %s\n  %-28s env DROVER_CONFIG\n", "    --config FILE",
+          "read options from a YAML file", "");
+  fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
 void cfg_common_apply(const struct cfg_common *c)

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum cfg_type {
   CFG_STRING,   /* char *            (heap, cfg_release frees)          */
@@ -96,8 +97,9 @@ void cfg_release(const struct cfg_opt *opts, size_t n, void *target, struct cfg_
  * `ls --help` rather than printing drover's usage. */
 int cfg_wants_help(const struct cfg_opt *opts, size_t n, int argc, char **argv);
 /* Prints "usage: drover CMD [options] ARGS" and one line per option with its
- * default and environment variable, to stdout. */
-void cfg_usage(const char *cmd, const char *args, const char *summary, const struct cfg_opt *opts,
-               size_t n);
+ * default and environment variable, to out (stdout for --help, stderr after
+ * a usage error). */
+void cfg_usage(FILE *out, const char *cmd, const char *args, const char *summary,
+               const struct cfg_opt *opts, size_t n);
 
 #endif

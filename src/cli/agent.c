@@ -46,20 +46,6 @@ struct agent_ctx {
   struct jobsdir *jd;
 };
 
-/* Prints the usage to stderr (cfg_usage writes to stdout). */
-static void usage_to_stderr(void)
-{
-  fflush(stdout);
-  int saved = dup(1);
-  dup2(2, 1);
-  cfg_usage("agent", "", agent_summary, agent_opts_table, NOPTS);
-  fflush(stdout);
-  if (saved >= 0) {
-    dup2(saved, 1);
-    close(saved);
-  }
-}
-
 static void on_shutdown(struct jobsdir *jd, void *ud)
 {
   struct agent_ctx *ctx = ud;
@@ -79,7 +65,7 @@ static void on_signal(uv_signal_t *h, int signum)
     jobsdir_shutdown(ctx->jd, on_shutdown, ctx);
 }
 
-int cmd_agent(int argc, char **argv)
+int cli_agent(int argc, char **argv)
 {
   struct agent_opts o;
   struct cfg_result res;
@@ -87,19 +73,16 @@ int cmd_agent(int argc, char **argv)
   memset(&res, 0, sizeof(res));
 
   if (cfg_wants_help(agent_opts_table, NOPTS, argc, argv)) {
-    cfg_usage("agent", "", agent_summary, agent_opts_table, NOPTS);
+    cfg_usage(stdout, "agent", "", agent_summary, agent_opts_table, NOPTS);
     return CLI_EXIT_OK;
   }
   if (cfg_load("agent", agent_opts_table, NOPTS, &o, argc, argv, NULL, &res) < 0) {
-    fprintf(stderr, "error: %s\n", res.err);
-    usage_to_stderr();
-    return CLI_EXIT_USAGE;
+    return cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", res.err);
   }
   int code = CLI_EXIT_OK;
   if (res.argi < argc) {
-    fprintf(stderr, "error: unexpected argument '%s'\n", argv[res.argi]);
-    usage_to_stderr();
-    code = CLI_EXIT_USAGE;
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS,
+                           "unexpected argument '%s'", argv[res.argi]);
     goto out;
   }
   if (!o.jobs_dir || !o.jobs_dir[0]) {

@@ -2,6 +2,8 @@
 #ifndef DROVER_CLI_CLI_H
 #define DROVER_CLI_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes scripts can rely on (besides a job's own code from `drover run`). */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_ERROR 1 /* the command failed */
@@ -16,7 +18,14 @@ struct cli_cmd {
   const char *summary;
 };
 
-int cmd_run(int argc, char **argv);
-int cmd_agent(int argc, char **argv);
+int cli_run(int argc, char **argv);
+int cli_agent(int argc, char **argv);
+
+struct cfg_opt;
+/* After a bad flag or argument: prints "error: <msg>" and the command's usage
+ * to stderr, and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *args, const char *summary,
+                    const struct cfg_opt *opts, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -1,12 +1,14 @@
 /* main.c - `drover <command>`: one dispatch table (git's git.c). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/config.h"
 #include "cli/cli.h"
 
 static const struct cli_cmd commands[] = {
-    {"run", cmd_run, "run one command here as a job, output live, its exit code"},
-    {"agent", cmd_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
+    {"run", cli_run, "run one command here as a job, output live, its exit code"},
+    {"agent", cli_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
     {"version", NULL, "print the version"},
 };
 
@@ -16,6 +18,20 @@ static void usage(FILE *f)
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(f, "\n'drover <command> --help' describes a command's options.\n");
+}
+
+int cli_usage_error(const char *cmd, const char *args, const char *summary,
+                    const struct cfg_opt *opts, size_t n, const char *fmt, ...)
+{
+  va_list ap;
+  fflush(stdout);
+  fputs("error: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  cfg_usage(stderr, cmd, args, summary, opts, n);
+  return CLI_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)

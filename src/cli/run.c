@@ -70,19 +70,6 @@ struct run_ctx {
   int code;
 };
 
-static void usage_to_stderr(void)
-{
-  fflush(stdout);
-  int saved = dup(1);
-  dup2(2, 1);
-  cfg_usage("run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS);
-  fflush(stdout);
-  if (saved >= 0) {
-    dup2(saved, 1);
-    close(saved);
-  }
-}
-
 /* Writes every byte, waiting when fd is non-blocking (a terminal or pipe
  * shared with a process that set O_NONBLOCK): output must not be lost.
  * Returns 0 or -errno. */
@@ -243,7 +230,7 @@ static int build_job(struct job *j, const struct run_opts *o, int argc, char **a
   return 0;
 }
 
-int cmd_run(int argc, char **argv)
+int cli_run(int argc, char **argv)
 {
   struct run_opts o;
   struct cfg_result res;
@@ -251,18 +238,17 @@ int cmd_run(int argc, char **argv)
   memset(&res, 0, sizeof(res));
 
   if (cfg_wants_help(run_opts_table, NOPTS, argc, argv)) {
-    cfg_usage("run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS);
+    cfg_usage(stdout, "run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS);
     return CLI_EXIT_OK;
   }
   if (cfg_load("run", run_opts_table, NOPTS, &o, argc, argv, NULL, &res) < 0) {
-    fprintf(stderr, "error: %s\n", res.err);
-    usage_to_stderr();
-    return CLI_EXIT_USAGE;
+    return cli_usage_error("run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS, "%s",
+                           res.err);
   }
   int code = CLI_EXIT_USAGE;
   if (res.argi >= argc) {
-    fprintf(stderr, "error: no command given: drover run [options] -- CMD [ARGS...]\n");
-    usage_to_stderr();
+    cli_usage_error("run", "-- CMD [ARGS...]", run_summary, run_opts_table, NOPTS,
+                    "no command given: drover run [options] -- CMD [ARGS...]");
     goto out;
   }
   cfg_common_apply(&o.common);

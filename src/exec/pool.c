@@ -139,8 +139,8 @@ static void on_exec_exit(struct exec *e, void *ud, const struct job_result *r)
 
 static const struct exec_ops exec_ops = {on_exec_line, on_exec_progress, on_exec_exit};
 
-/* Starts queued jobs while slots are free. Callbacks it makes (on_start, or
- * on_done for a job that could not be set up) may submit or cancel; the
+/* Starts queued jobs while slots are free. Callbacks it makes (on_before_start,
+ * on_start, or on_done for a job that could not be set up) may submit or cancel; the
  * flag keeps that from nesting a second pump. */
 static void pump(struct pool *p)
 {
@@ -149,6 +149,8 @@ static void pump(struct pool *p)
   p->pumping = 1;
   while (!p->paused && p->nrunning < p->slots && p->nheap > 0) {
     struct pool_job *pj = heap_take(p, 0);
+    if (p->ops.on_before_start)
+      p->ops.on_before_start(p, p->ud, &pj->job);
     int rc = exec_start(p->loop, &pj->job, &p->opts, &exec_ops, pj, &pj->e);
     if (rc < 0) {
       struct job_result r;

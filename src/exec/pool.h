@@ -10,7 +10,13 @@
 struct pool;
 
 struct pool_ops {
-  /* A queued job is about to start (may be NULL). */
+  /* A slot is free and j is next: called just before its process is made, so
+   * that a marker written here exists before the job can have done anything.
+   * May be NULL. */
+  void (*on_before_start)(struct pool *p, void *ud, const struct job *j);
+  /* j's process was started (exec_start returned; e is the running exec, whose
+   * program may already have run, or failed to start: then on_done follows).
+   * May be NULL. */
   void (*on_start)(struct pool *p, void *ud, struct exec *e, const struct job *j);
   void (*on_line)(struct pool *p, void *ud, const struct job *j, enum job_stream s, int64_t ts_us,
                   const char *data, size_t len, int partial);

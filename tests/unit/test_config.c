@@ -274,7 +274,7 @@ static void test_config_help_usage_and_logging(void **state)
   fflush(stdout);
   saved = dup(1);
   dup2(p[1], 1);
-  cfg_usage("agent", "[DIR]", "run jobs on this node", table, NOPTS);
+  cfg_usage(stdout, "agent", "[DIR]", "run jobs on this node", table, NOPTS);
   fflush(stdout);
   dup2(saved, 1);
   close(saved);

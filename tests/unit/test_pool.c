@@ -64,7 +64,7 @@ static void on_done(struct pool *p, void *ud, const struct job *j, const struct 
   s->done++;
 }
 
-static const struct pool_ops ops = {on_start, on_line, NULL, on_done};
+static const struct pool_ops ops = {NULL, on_start, on_line, NULL, on_done};
 
 static void submit(struct pool *p, const char *name, const char *cmd, int prio, char *id_out)
 {

@@ -1,0 +1,77 @@
+/* spec.c - what a JobSpec must look like to be run (see spec.h). */
+#include "job/spec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/id.h"
+
+static int empty(const char *s)
+{
+  return !s || !*s;
+}
+
+#define FAIL(...)                                                                                  \
+  do {                                                                                             \
+    snprintf(err, errlen, __VA_ARGS__);                                                            \
+    return -1;                                                                                     \
+  } while (0)
+
+int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
+{
+  if (!empty(s->id) && !id_valid(s->id))
+    FAIL("\"id\" must be 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'");
+  switch (s->kind) {
+  case DROVER__V1__JOB_KIND__JOB_KIND_UNSPECIFIED:
+  case DROVER__V1__JOB_KIND__JOB_KIND_SHELL:
+    if (empty(s->command))
+      FAIL("\"command\" is required for a shell job");
+    if (s->n_argv || !empty(s->interpreter) || !empty(s->script))
+      FAIL("a shell job takes only \"command\" (not \"argv\", \"interpreter\" or \"script\")");
+    break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_EXEC:
+    if (!s->n_argv || empty(s->argv[0]))
+      FAIL("\"argv\" must name the program to run for an exec job");
+    if (!empty(s->command) || !empty(s->interpreter) || !empty(s->script))
+      FAIL("an exec job takes only \"argv\" (not \"command\", \"interpreter\" or \"script\")");
+    break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_SCRIPT:
+    if (empty(s->interpreter))
+      FAIL("\"interpreter\" is required for a script job");
+    if (!empty(s->command) || s->n_argv)
+      FAIL("a script job takes \"interpreter\" and \"script\" (not \"command\" or \"argv\")");
+    break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_TOOL:
+    FAIL("tool jobs are not supported by this version of drover");
+  case DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER:
+    FAIL("container jobs are not supported by this version of drover");
+  default:
+    FAIL("unknown job kind %d", (int)s->kind);
+  }
+  for (size_t i = 0; i < s->n_env; i++) {
+    const pb_EnvVar *e = s->env[i];
+    if (empty(e->name) || strchr(e->name, '='))
+      FAIL("env names must not be empty or contain '=', got \"%.60s\"", e->name ? e->name : "");
+    if (e->secret)
+      FAIL("secret env \"%.60s\": secrets are not supported by this version of drover", e->name);
+  }
+  if (s->resources)
+    FAIL("\"resources\" (cpu, memory, pids limits) is not supported by this version of drover");
+  if (s->priority > SPEC_MAX_PRIORITY || s->priority < -SPEC_MAX_PRIORITY)
+    FAIL("\"priority\" must be from -%d to %d", SPEC_MAX_PRIORITY, SPEC_MAX_PRIORITY);
+  if (s->max_attempts > SPEC_MAX_ATTEMPTS)
+    FAIL("\"max_attempts\" must be from 1 to %d", SPEC_MAX_ATTEMPTS);
+  if (s->stdin && s->max_attempts > 1)
+    FAIL("a job that reads stdin runs once: its input cannot be sent again (drop --max-attempts "
+         "or -i)");
+  for (size_t i = 0; i < s->n_labels; i++)
+    if (empty(s->labels[i]->key))
+      FAIL("label names must not be empty");
+  for (size_t i = 0; i < s->n_constraints; i++)
+    if (empty(s->constraints[i]->key))
+      FAIL("constraint names must not be empty");
+  for (size_t i = 0; i < s->n_capabilities; i++)
+    if (empty(s->capabilities[i]))
+      FAIL("required capabilities must not be empty");
+  return 0;
+}

@@ -305,6 +305,27 @@ static void test_store_job_put_get(void **state)
   assert_string_equal(g.labels[1].value, "infra");
   store_job_release(&g);
 
+  /* The common put: a state change, same created_us and key (the store's
+   * fast path); then the key changes (its slow path). */
+  mkjob(&j, "job-1", FAILED, 1000);
+  j.idempotency_key = "key-2";
+  store_job_put(c->s, &j);
+  j.state = CANCELLED;
+  j.reason = "cancelled by user";
+  j.node_id = "node-b";
+  store_job_put(c->s, &j);
+  assert_int_equal(sync_wait(c), 0);
+  assert_int_equal(store_job_get(c->s, "job-1", &g), 0);
+  assert_int_equal(g.state, CANCELLED);
+  assert_string_equal(g.reason, "cancelled by user");
+  assert_string_equal(g.node_id, "node-b");
+  assert_string_equal(g.idempotency_key, "key-2");
+  assert_null(g.result);
+  store_job_release(&g);
+  char id[129];
+  assert_int_equal(store_job_find_key(c->s, "key-1", id), -ENOENT);
+  assert_int_equal(store_job_find_key(c->s, "key-2", id), 0);
+
   assert_int_equal(store_job_get(c->s, "job-2", &g), -ENOENT);
 }
 
@@ -1265,7 +1286,8 @@ enum { BIG = 40, SPEC_LEN = 32 * 1024 };
  * store's log, goes to ROOT/child.log for the parent to check. */
 static int commit_failure_child(const char *root)
 {
-  char dir[PATH_MAX], log_path[PATH_MAX], skip_path[PATH_MAX], filler[PATH_MAX + 16], why[256];
+  char dir[PATH_MAX], log_path[PATH_MAX], skip_path[PATH_MAX], filler[PATH_MAX + 16];
+  char why[PATH_MAX + 256];
   char err[512];
   snprintf(dir, sizeof dir, "%s/data", root);
   snprintf(log_path, sizeof log_path, "%s/child.log", root);

@@ -369,6 +369,16 @@ static int prepare_all(struct store_backend *b, char *err, size_t errlen)
   return 0;
 }
 
+static int sync_dir(const char *dir)
+{
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int rc = fsync(fd) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
 static void sq_close(struct store_backend *b)
 {
   sqlite3_stmt *all[] = {b->begin,      b->commit,     b->rollback,     b->job_change,
@@ -407,10 +417,22 @@ static int sq_open(const char *dir, struct store_backend **out, char *err, size_
    * descriptor also holds a lock, separate from SQLite's: a second drover on
    * the same data directory would otherwise commit beside this one, each
    * with its own idea of the jobs. */
-  b->lock_fd = open(b->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int created = 1;
+  b->lock_fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (b->lock_fd < 0 && errno == EEXIST) {
+    created = 0;
+    b->lock_fd = open(b->path, O_RDWR | O_CLOEXEC);
+  }
   if (b->lock_fd < 0) {
     rc = -errno;
     snprintf(err, errlen, "database '%s': cannot open it: %s", b->path, strerror(-rc));
+    goto fail;
+  }
+  /* SQLite syncs the directory when it creates the -wal file, not for the
+   * database file, made here: without this, a power cut soon after the
+   * first start could take the file's name away with what was committed. */
+  if (created && (rc = sync_dir(dir)) < 0) {
+    snprintf(err, errlen, "data directory '%s': cannot sync it: %s", dir, strerror(-rc));
     goto fail;
   }
   if (flock(b->lock_fd, LOCK_EX | LOCK_NB) < 0) {

@@ -252,18 +252,28 @@ static int read_version(struct store_backend *b, int *version, char *err, size_t
   return 0;
 }
 
-static int migrate(struct store_backend *b, char *err, size_t errlen)
+/* The file's schema version, refused when it is newer than this drover's.
+ * Called before anything is written (even the switch to WAL), so that a
+ * newer drover finds its file as it left it. */
+static int check_version(struct store_backend *b, int *version, char *err, size_t errlen)
 {
   const int known = store_sqlite_migrations[store_sqlite_nmigrations - 1].version;
-  int version, rc = read_version(b, &version, err, errlen);
+  int rc = read_version(b, version, err, errlen);
   if (rc < 0)
     return rc;
-  if (version > known) {
+  if (*version > known) {
     snprintf(err, errlen,
              "database '%s': made by a newer drover (schema %d, this one knows %d): upgrade drover",
-             b->path, version, known);
+             b->path, *version, known);
     return STORE_E_VERSION;
   }
+  return 0;
+}
+
+/* Applies the scripts after version, each in its own transaction. */
+static int migrate(struct store_backend *b, int version, char *err, size_t errlen)
+{
+  int rc;
   for (size_t i = 0; i < store_sqlite_nmigrations; i++) {
     const struct store_migration *m = &store_sqlite_migrations[i];
     if (m->version <= version)
@@ -451,6 +461,9 @@ static int sq_open(const char *dir, struct store_backend **out, char *err, size_
   }
   sqlite3_extended_result_codes(b->w, 1);
   sqlite3_busy_timeout(b->w, BUSY_TIMEOUT_MS);
+  int version;
+  if ((rc = check_version(b, &version, err, errlen)) < 0)
+    goto fail;
   if ((rc = set_wal(b, err, errlen)) < 0)
     goto fail;
   char pragmas[160];
@@ -461,7 +474,7 @@ static int sq_open(const char *dir, struct store_backend **out, char *err, size_
     rc = open_error(b, b->w, rc, "set it up", err, errlen);
     goto fail;
   }
-  if ((rc = migrate(b, err, errlen)) < 0)
+  if ((rc = migrate(b, version, err, errlen)) < 0)
     goto fail;
 
   rc = sqlite3_open_v2(b->path, &b->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);

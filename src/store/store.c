@@ -314,8 +314,8 @@ static void commit_done(uv_work_t *req, int status)
   batch_init(&s->inflight);
   s->state = IDLE;
   batch_done(s, &done);
-  /* What was queued while this batch was on the disk goes now (unless a
-   * barrier's callback already started it through the kick). */
+  /* What was queued while this batch was on the disk (or by the barriers'
+   * callbacks) goes now; start_commit stops the kick those armed. */
   if (s->state == IDLE && s->pending.ops)
     start_commit(s);
   maybe_closed(s);

@@ -914,7 +914,8 @@ static void test_store_newer_schema_refused(void **state)
   put_job(c, "x", QUEUED, 1);
   assert_int_equal(sync_wait(c), 0);
   close_store(c);
-  raw_sql(c->dir, "INSERT INTO schema_version (version, applied_us) VALUES (999, 0)");
+  raw_sql(c->dir, "PRAGMA journal_mode = DELETE; "
+                  "INSERT INTO schema_version (version, applied_us) VALUES (999, 0)");
 
   char err[512], want[PATH_MAX + 128];
   struct store *s = NULL;
@@ -926,6 +927,17 @@ static void test_store_newer_schema_refused(void **state)
            c->dir, latest_version());
   assert_string_equal(err, want);
   assert_string_equal(store_strerror(STORE_E_VERSION), "the database was made by a newer drover");
+  /* Not even switched to WAL. */
+  char path[PATH_MAX + 16];
+  sqlite3 *db;
+  sqlite3_stmt *q;
+  snprintf(path, sizeof path, "%s/drover.db", c->dir);
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(q, 0), "delete");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
 
   /* Refused before touching anything: the newer drover still has its data. */
   raw_sql(c->dir, "DELETE FROM schema_version WHERE version = 999");

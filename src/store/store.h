@@ -13,7 +13,11 @@
  *
  * A commit that fails (disk full, I/O error) is retried with backoff until it
  * succeeds: its operations are neither lost nor reordered, their barriers just
- * wait; store_degraded() says so meanwhile.
+ * wait; store_degraded() says so meanwhile. An operation the database refuses
+ * on its own (it breaks a constraint: a second job with an idempotency key
+ * already taken, an event for a job never put) can never succeed, so it is
+ * dropped and logged, the rest of its commit goes ahead, and the next barrier
+ * reports STORE_E_CONSTRAINT instead of 0 (see store_sync).
  *
  * Reads are synchronous on the loop thread, on a second connection, and see
  * only committed data (callers keep what is in flight in memory).
@@ -32,9 +36,10 @@ struct store;
 
 /* Errors besides -errno. */
 enum store_err {
-  STORE_E_CORRUPT = -6001, /* the database is damaged or not drover's */
-  STORE_E_VERSION = -6002, /* made by a newer drover (schema version too high) */
-  STORE_E_SQL = -6003,     /* any other backend error (the message is logged) */
+  STORE_E_CORRUPT = -6001,    /* the database is damaged or not drover's */
+  STORE_E_VERSION = -6002,    /* made by a newer drover (schema version too high) */
+  STORE_E_SQL = -6003,        /* any other backend error (the message is logged) */
+  STORE_E_CONSTRAINT = -6004, /* an operation broke a constraint and was dropped */
 };
 const char *store_strerror(int err);
 
@@ -52,10 +57,10 @@ struct store_job {
   uint32_t max_attempts;
   int32_t priority;
   int64_t created_us, updated_us;
-  char *name;            /* NULL: none */
-  char *node_id;         /* NULL: none */
-  char *idempotency_key; /* NULL: none; unique among jobs */
-  char *reason;          /* NULL: none */
+  char *name;              /* NULL: none */
+  char *node_id;           /* NULL: none */
+  char *idempotency_key;   /* NULL: none; unique among jobs */
+  char *reason;            /* NULL: none */
   struct store_kv *labels; /* the job's labels, for store_job_list filters */
   size_t nlabels;
   uint8_t *spec; /* packed drover.v1.JobSpec */
@@ -105,7 +110,9 @@ void store_token_release(struct store_token *t);
  * migrations (each in its own transaction, recorded in schema_version) and
  * prepares the statements. Returns 0 and *out, or a negative error with a
  * message for the user in err ("database 'd/drover.db': made by a newer drover
- * (schema 7, this one knows 3): upgrade drover"). */
+ * (schema 7, this one knows 3): upgrade drover"): -errno (the directory or the
+ * file cannot be made or opened), -EBUSY (another process has the database
+ * open through its own store), STORE_E_CORRUPT, STORE_E_VERSION, STORE_E_SQL. */
 int store_open(uv_loop_t *loop, const char *dir, struct store **out, char *err, size_t errlen);
 /* Waits for queued operations to commit (retrying as long as it takes), closes
  * the database, frees s, then calls cb (may be NULL) from the loop. */
@@ -127,7 +134,10 @@ void store_token_delete(struct store *s, const char *id);
 /* cb(ud, 0) runs on the loop once every operation queued before this call is
  * committed (at once, from the next loop turn, when nothing is queued). With
  * nothing queued and no commit in flight, it still runs from a later loop
- * turn, never before store_sync returns. */
+ * turn, never before store_sync returns. Barriers run in the order of their
+ * store_sync calls. The status is STORE_E_CONSTRAINT instead of 0 when an
+ * operation queued since the previous store_sync was refused (and dropped);
+ * the others are committed all the same. */
 void store_sync(struct store *s, void (*cb)(void *ud, int status), void *ud);
 /* 1 while commits are failing and being retried. */
 int store_degraded(const struct store *s);
@@ -135,6 +145,9 @@ int store_degraded(const struct store *s);
 size_t store_pending(const struct store *s);
 
 /* ---- reads: synchronous, committed data only ---------------------------- */
+
+/* A read's callback may call other reads and queue writes (the store then
+ * uses a fresh statement for the nested read); it must not close the store. */
 
 /* 0 and *out (release it), -ENOENT, or STORE_E_SQL. */
 int store_job_get(struct store *s, const char *id, struct store_job *out);
@@ -146,13 +159,14 @@ struct store_job_filter {
   size_t nstates;
   const struct store_kv *labels; /* every one must match; NULL/0: none */
   size_t nlabels;
-  uint32_t limit;         /* rows at most; 0: 100 */
-  const char *after;      /* page cursor from a previous call (NULL: first page) */
+  uint32_t limit;    /* rows at most; 0: 100 */
+  const char *after; /* page cursor from a previous call (NULL: first page) */
 };
 /* Jobs newest first (created_us, then id, descending). cb gets each row (the
  * row is released after cb returns; copy what you keep). When more rows
  * follow, *next is set to a cursor for `after` (heap string, caller frees),
- * else NULL. Returns 0 or STORE_E_SQL. */
+ * else NULL. Returns 0, -EINVAL (after is not a cursor this store made), or
+ * STORE_E_SQL. */
 int store_job_list(struct store *s, const struct store_job_filter *f,
                    void (*cb)(void *ud, const struct store_job *j), void *ud, char **next);
 /* Every job not in a terminal state (states listed in terminal[], n of

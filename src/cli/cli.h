@@ -20,6 +20,11 @@ struct cli_cmd {
 
 int cli_run(int argc, char **argv);
 int cli_agent(int argc, char **argv);
+int cli_server(int argc, char **argv);
+
+/* 1 when addr ("HOST:PORT", "unix:PATH") is loopback or a unix socket: the
+ * only places where plain h2c without authentication is acceptable. */
+int cli_addr_is_local(const char *addr);
 
 struct cfg_opt;
 /* After a bad flag or argument: prints "error: <msg>" and the command's usage

@@ -9,6 +9,7 @@
 static const struct cli_cmd commands[] = {
     {"run", cli_run, "run one command here as a job, output live, its exit code"},
     {"agent", cli_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
+    {"server", cli_server, "run the coordinator: agents connect, the CLI submits jobs"},
     {"version", NULL, "print the version"},
 };
 

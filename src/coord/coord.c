@@ -236,7 +236,8 @@ static void on_liveness(uv_timer_t *t)
     struct cnode *n = lc.v[i];
     unsigned long long silent = (unsigned long long)(lc.now - n->last_seen_ms);
     char why[160];
-    snprintf(why, sizeof(why), "node '%s' lost: nothing heard from it for %llu ms", n->name, silent);
+    snprintf(why, sizeof(why), "node '%s' lost: nothing heard from it for %llu ms", n->name,
+             silent);
     log_warn("node lost", "node=%s name=%s silent_ms=%llu jobs=%u", n->id, n->name, silent,
              n->running);
     n->state = NS_LOST;
@@ -289,7 +290,9 @@ static void on_gc(uv_timer_t *t)
 /* ---- the server ---- */
 
 #define METHOD(svc, name, kind, req, handlers)                                                     \
-  {"/drover.v1." svc "/" name, kind, &req, handlers}
+  {                                                                                                \
+    "/drover.v1." svc "/" name, kind, &req, handlers                                               \
+  }
 
 static void server_log(void *ud, const char *line)
 {
@@ -312,18 +315,17 @@ static int make_server(struct coord *c, char *err, size_t errlen)
        jobsvc_cancel},
       {"/drover.v1.JobService/Logs", RPC_SERVER_STREAM, &drover__v1__logs_request__descriptor,
        jobsvc_logs},
-      {"/drover.v1.JobService/Wait", RPC_UNARY, &drover__v1__wait_request__descriptor,
-       jobsvc_wait},
+      {"/drover.v1.JobService/Wait", RPC_UNARY, &drover__v1__wait_request__descriptor, jobsvc_wait},
       {"/drover.v1.JobService/Events", RPC_UNARY, &drover__v1__events_request__descriptor,
        jobsvc_events},
-      {"/drover.v1.JobService/WriteStdin", RPC_CLIENT_STREAM,
-       &drover__v1__stdin_chunk__descriptor, jobsvc_stdin},
+      {"/drover.v1.JobService/WriteStdin", RPC_CLIENT_STREAM, &drover__v1__stdin_chunk__descriptor,
+       jobsvc_stdin},
       {"/drover.v1.NodeService/List", RPC_UNARY, &drover__v1__list_nodes_request__descriptor,
        nodesvc_list},
       {"/drover.v1.NodeService/Drain", RPC_UNARY, &drover__v1__drain_node_request__descriptor,
        nodesvc_drain},
-      {"/drover.v1.TokenService/Create", RPC_UNARY,
-       &drover__v1__create_token_request__descriptor, tokensvc_create},
+      {"/drover.v1.TokenService/Create", RPC_UNARY, &drover__v1__create_token_request__descriptor,
+       tokensvc_create},
   };
   uint64_t ka = c->opts.keepalive_ms;
   struct rpc_server_opts so = {
@@ -384,7 +386,8 @@ int coord_start(uv_loop_t *loop, const struct coord_opts *opts, struct coord **o
   if (!c->opts.keepalive_ms) {
     /* A silent peer (a stopped process, a cut link) is found well within
      * the node timeout. */
-    c->opts.keepalive_ms = c->opts.node_timeout_ms / 4 < 10000 ? c->opts.node_timeout_ms / 4 : 10000;
+    c->opts.keepalive_ms =
+        c->opts.node_timeout_ms / 4 < 10000 ? c->opts.node_timeout_ms / 4 : 10000;
     if (c->opts.keepalive_ms < 200)
       c->opts.keepalive_ms = 200;
   }
@@ -424,8 +427,8 @@ int coord_start(uv_loop_t *loop, const struct coord_opts *opts, struct coord **o
     *out = c;
     return rc;
   }
-  log_info("coordinator started", "listen=%s data=%s node_timeout_ms=%llu", c->address,
-           c->data_dir, (unsigned long long)c->opts.node_timeout_ms);
+  log_info("coordinator started", "listen=%s data=%s node_timeout_ms=%llu", c->address, c->data_dir,
+           (unsigned long long)c->opts.node_timeout_ms);
   sched_kick(c);
   *out = c;
   return 0;

@@ -13,13 +13,13 @@
 struct coord;
 
 struct coord_opts {
-  const char *data_dir;          /* the store and the logs (copied) */
-  const char *const *listen;     /* addresses: "HOST:PORT", "unix:PATH" (copied) */
+  const char *data_dir;      /* the store and the logs (copied) */
+  const char *const *listen; /* addresses: "HOST:PORT", "unix:PATH" (copied) */
   size_t nlisten;
-  uint64_t node_timeout_ms;      /* silent this long: the node is lost (0: 60 s) */
-  uint64_t heartbeat_ms;         /* told to agents (0: 5 s) */
-  uint64_t keepalive_ms;         /* HTTP/2 PING interval to agents (0: 10 s) */
-  uint64_t ended_linger_ms;      /* ended jobs stay in memory this long (0: 10 s) */
+  uint64_t node_timeout_ms; /* silent this long: the node is lost (0: 60 s) */
+  uint64_t heartbeat_ms;    /* told to agents (0: 5 s) */
+  uint64_t keepalive_ms;    /* HTTP/2 PING interval to agents (0: 10 s) */
+  uint64_t ended_linger_ms; /* ended jobs stay in memory this long (0: 10 s) */
 };
 
 /* Opens the store (creating data_dir), loads jobs, nodes and tokens, and

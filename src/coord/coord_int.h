@@ -55,11 +55,11 @@ struct cjob {
 
   /* logs (logstore.c) of the current attempt */
   struct logfile *log;
-  uint64_t log_seq;        /* last seq appended for `attempt` */
-  uint64_t log_seq_acked;  /* last seq acknowledged to the agent */
-  uint32_t log_attempt;    /* the attempt log_seq belongs to */
-  int ack_marked;          /* in c->ack_jobs */
-  int stale_told;          /* the node was told once to stop a stale copy */
+  uint64_t log_seq;       /* last seq appended for `attempt` */
+  uint64_t log_seq_acked; /* last seq acknowledged to the agent */
+  uint32_t log_attempt;   /* the attempt log_seq belongs to */
+  int ack_marked;         /* in c->ack_jobs */
+  int stale_told;         /* the node was told once to stop a stale copy */
 
   /* stdin (jobsvc.c): bytes sent to the agent and acknowledged */
   struct stdin_feed *stdin_feed;
@@ -106,16 +106,16 @@ void jobs_wake(struct coord *c, struct cjob *j);
 struct cnode {
   char id[64];
   char *name;
-  int state;             /* NS_* */
-  pb_Node *info;         /* labels, capabilities, resources, last heartbeat (owned) */
+  int state;     /* NS_* */
+  pb_Node *info; /* labels, capabilities, resources, last heartbeat (owned) */
   char secret_hash[65];
   uint32_t slots;
-  uint32_t running;      /* jobs assigned/running on it (our accounting) */
+  uint32_t running; /* jobs assigned/running on it (our accounting) */
   int busy;
   int64_t registered_us, last_seen_us;
-  uint64_t last_seen_ms; /* loop time of the last message (liveness) */
-  struct session *sess;  /* the live Connect stream, or NULL */
-  struct cjob *jobs;     /* assigned/running jobs */
+  uint64_t last_seen_ms;       /* loop time of the last message (liveness) */
+  struct session *sess;        /* the live Connect stream, or NULL */
+  struct cjob *jobs;           /* assigned/running jobs */
   struct cnode *aprev, *anext; /* c->avail: connected, ready, with free slots */
   int in_avail;
 };
@@ -150,8 +150,8 @@ void session_kick(struct session *s, int code, const char *why);
 
 /* ---- client services (jobsvc.c, nodesvc.c) ---- */
 
-extern const struct rpc_handlers jobsvc_submit, jobsvc_get, jobsvc_list, jobsvc_cancel,
-    jobsvc_logs, jobsvc_wait, jobsvc_events, jobsvc_stdin;
+extern const struct rpc_handlers jobsvc_submit, jobsvc_get, jobsvc_list, jobsvc_cancel, jobsvc_logs,
+    jobsvc_wait, jobsvc_events, jobsvc_stdin;
 /* j was dispatched (RunJob sent): stdin that arrived early follows it. */
 void jobsvc_stdin_dispatched(struct coord *c, struct cjob *j);
 /* j ended (durably): its stdin stream, if any, is finished. */
@@ -207,9 +207,9 @@ struct coord {
   rpc_server *server;
   char address[256]; /* first listen address, for dev mode and logs */
 
-  struct smap jobs;  /* id -> struct cjob (active, and ended ones still watched) */
-  struct smap keys;  /* idempotency key -> struct cjob (jobs in memory) */
-  struct smap nodes; /* id -> struct cnode */
+  struct smap jobs;   /* id -> struct cjob (active, and ended ones still watched) */
+  struct smap keys;   /* idempotency key -> struct cjob (jobs in memory) */
+  struct smap nodes;  /* id -> struct cnode */
   struct smap tokens; /* hash -> struct ctoken */
 
   /* the queue: one FIFO per priority, buckets sorted by priority descending */

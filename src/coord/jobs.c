@@ -128,9 +128,8 @@ void cjob_view(const struct cjob *j, pb_Job *out)
 
 pb_Job *cjob_view_row(struct coord *c, const struct store_job *row)
 {
-  pb_JobSpec *spec =
-      (pb_JobSpec *)protobuf_c_message_unpack(&drover__v1__job_spec__descriptor, NULL,
-                                              row->spec_len, row->spec);
+  pb_JobSpec *spec = (pb_JobSpec *)protobuf_c_message_unpack(&drover__v1__job_spec__descriptor,
+                                                             NULL, row->spec_len, row->spec);
   if (!spec)
     return NULL;
   pb_Job *job = xmalloc(sizeof(*job));
@@ -219,8 +218,8 @@ int cjob_set_state(struct coord *c, struct cjob *j, int to, const char *reason)
   if (to == JS_QUEUED)
     sched_enqueue(c, j);
   if (job_state_terminal(to)) {
-    j->live_until_ms = uv_now(c->loop) + (c->opts.ended_linger_ms ? c->opts.ended_linger_ms
-                                                                    : ENDED_LINGER_MS);
+    j->live_until_ms =
+        uv_now(c->loop) + (c->opts.ended_linger_ms ? c->opts.ended_linger_ms : ENDED_LINGER_MS);
     j->cancel_requested = 0;
     c->stats_finished++;
   }
@@ -278,8 +277,8 @@ void cjob_attempt_lost(struct coord *c, struct cjob *j, const char *reason)
     return;
   }
   if (j->attempt < (j->max_attempts ? j->max_attempts : 1)) {
-    char *why = xasprintf("%s; attempt %u of %u will follow", reason, j->attempt + 1,
-                          j->max_attempts);
+    char *why =
+        xasprintf("%s; attempt %u of %u will follow", reason, j->attempt + 1, j->max_attempts);
     cjob_set_state(c, j, JS_QUEUED, why);
     free(why);
     return;
@@ -291,8 +290,8 @@ void cjob_attempt_lost(struct coord *c, struct cjob *j, const char *reason)
   r->attempt = j->attempt;
   r->finished_at_us = coord_now_us();
   r->last_log_seq = j->log_seq;
-  r->error = xasprintf("%s (attempt %u of %u)", reason, j->attempt,
-                       j->max_attempts ? j->max_attempts : 1);
+  r->error =
+      xasprintf("%s (attempt %u of %u)", reason, j->attempt, j->max_attempts ? j->max_attempts : 1);
   cjob_finish(c, j, r);
 }
 

@@ -29,7 +29,7 @@
 struct req {
   struct waiter w; /* first: a waiter is a req */
   struct coord *c;
-  rpc_call *call;  /* NULL once the call is over */
+  rpc_call *call; /* NULL once the call is over */
   int refs;
   struct cjob *job; /* referenced while waiting on it */
   int dedup;
@@ -271,8 +271,9 @@ static void list_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     labels[i].key = lr->labels[i]->key;
     labels[i].value = lr->labels[i]->value;
   }
-  struct store_job_filter f = {states, lr->n_states, labels, lr->n_labels, limit,
-                               lr->page_token && *lr->page_token ? lr->page_token : NULL};
+  struct store_job_filter f = {states, lr->n_states,
+                               labels, lr->n_labels,
+                               limit,  lr->page_token && *lr->page_token ? lr->page_token : NULL};
   struct list_ctx lc = {c, xcalloc(limit + 1, sizeof(pb_Job *)), 0};
   char *next = NULL;
   int rc = store_job_list(c->store, &f, list_row, &lc, &next);
@@ -441,8 +442,7 @@ static void logs_pump(struct req *r)
     size_t len;
     int rc = r->reader ? logreader_next(r->reader, &attempt, &seq, &p, &len) : 0;
     if (rc < 0) {
-      log_error("damaged job log; its reader stops there", "job=%s error=%s", r->id,
-                strerror(-rc));
+      log_error("damaged job log; its reader stops there", "job=%s error=%s", r->id, strerror(-rc));
       rc = 0;
     }
     if (rc == 0)
@@ -764,6 +764,5 @@ const struct rpc_handlers jobsvc_wait = {.on_message = wait_on_message, .on_done
 const struct rpc_handlers jobsvc_events = {.on_message = events_on_message, .on_done = req_on_done};
 const struct rpc_handlers jobsvc_logs = {
     .on_message = logs_on_message, .on_writable = logs_on_writable, .on_done = req_on_done};
-const struct rpc_handlers jobsvc_stdin = {.on_message = stdin_on_message,
-                                          .on_half_close = stdin_on_half_close,
-                                          .on_done = stdin_on_done};
+const struct rpc_handlers jobsvc_stdin = {
+    .on_message = stdin_on_message, .on_half_close = stdin_on_half_close, .on_done = stdin_on_done};

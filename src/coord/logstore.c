@@ -94,8 +94,7 @@ static char *file_path(const struct logstore *ls, const char *id)
   return xasprintf("%s/%s.log", ls->dir, id);
 }
 
-int logstore_open(uv_loop_t *loop, const char *dir, struct logstore **out, char *err,
-                  size_t errlen)
+int logstore_open(uv_loop_t *loop, const char *dir, struct logstore **out, char *err, size_t errlen)
 {
   int rc = mkdir_p(dir, 0750);
   if (rc < 0) {

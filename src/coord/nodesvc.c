@@ -100,7 +100,7 @@ char *coord_ephemeral_token(struct coord *c, unsigned uses)
 struct nreq {
   rpc_call *call;
   int refs;
-  void *reply;   /* a packed-later reply */
+  void *reply; /* a packed-later reply */
   char *token;
   struct ctoken *tok;
   struct cnode *node;
@@ -217,8 +217,10 @@ static void drain_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     smap_foreach(&c->nodes, find_name, &fc);
     if (fc.count > 1) {
       char msg[256];
-      snprintf(msg, sizeof(msg), "%d nodes are named '%s': give the node id instead (drover node "
-               "list shows them)", fc.count, key);
+      snprintf(msg, sizeof(msg),
+               "%d nodes are named '%s': give the node id instead (drover node "
+               "list shows them)",
+               fc.count, key);
       rpc_call_finish(call, RPC_FAILED_PRECONDITION, msg);
       return;
     }

@@ -266,8 +266,8 @@ static void load_node(void *ud, const struct store_node *row)
   n->registered_us = row->registered_us;
   n->last_seen_us = row->last_seen_us;
   memcpy(n->secret_hash, row->secret_hash, sizeof(n->secret_hash));
-  n->info = (pb_Node *)protobuf_c_message_unpack(&drover__v1__node__descriptor, NULL,
-                                                 row->info_len, row->info);
+  n->info = (pb_Node *)protobuf_c_message_unpack(&drover__v1__node__descriptor, NULL, row->info_len,
+                                                 row->info);
   if (n->info)
     n->slots = n->info->slots;
   /* Every agent gets a full node timeout to come back after our restart. */

@@ -174,8 +174,8 @@ static void welcome_action(struct coord *c, void *arg)
     if (n->state == NS_DRAINING)
       session_send_drain(c, n);
     cnode_update_avail(c, n);
-    log_info("agent connected", "node=%s name=%s peer=%s slots=%u jobs=%u", n->id, n->name,
-             s->peer, n->slots, n->running);
+    log_info("agent connected", "node=%s name=%s peer=%s slots=%u jobs=%u", n->id, n->name, s->peer,
+             n->slots, n->running);
   }
   welcome_free(wa);
 }
@@ -670,8 +670,7 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     on_rejected(s, am->job_rejected);
     break;
   case DROVER__V1__AGENT_MESSAGE__MSG_STDIN_ACK:
-    jobsvc_stdin_acked(s->c, am->stdin_ack->job_id, am->stdin_ack->attempt,
-                       am->stdin_ack->bytes);
+    jobsvc_stdin_acked(s->c, am->stdin_ack->job_id, am->stdin_ack->attempt, am->stdin_ack->bytes);
     break;
   case DROVER__V1__AGENT_MESSAGE__MSG_REGISTER:
     rpc_call_finish(call, RPC_FAILED_PRECONDITION, "Register sent twice");

@@ -7,10 +7,11 @@
 #include "job/states.h"
 
 static const char *const names[JS_COUNT] = {
-    [JS_UNSPECIFIED] = "unspecified", [JS_PENDING] = "pending",     [JS_QUEUED] = "queued",
-    [JS_ASSIGNED] = "assigned",       [JS_RUNNING] = "running",     [JS_SUCCEEDED] = "succeeded",
-    [JS_FAILED] = "failed",           [JS_TIMED_OUT] = "timed_out", [JS_CANCELLED] = "cancelled",
-    [JS_LOST] = "lost",
+    [JS_UNSPECIFIED] = "unspecified", [JS_PENDING] = "pending",
+    [JS_QUEUED] = "queued",           [JS_ASSIGNED] = "assigned",
+    [JS_RUNNING] = "running",         [JS_SUCCEEDED] = "succeeded",
+    [JS_FAILED] = "failed",           [JS_TIMED_OUT] = "timed_out",
+    [JS_CANCELLED] = "cancelled",     [JS_LOST] = "lost",
 };
 
 static const int terminals[] = {JS_SUCCEEDED, JS_FAILED, JS_TIMED_OUT, JS_CANCELLED, JS_LOST};

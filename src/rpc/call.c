@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rpc_call *call_new(struct rpc_conn *c, int is_server)
+struct rpc_call *rpc_call_new(struct rpc_conn *c, int is_server)
 {
   struct rpc_call *call = xcalloc(1, sizeof(*call));
   call->conn = c;
@@ -24,12 +24,12 @@ struct rpc_call *call_new(struct rpc_conn *c, int is_server)
   return call;
 }
 
-void call_ref(struct rpc_call *call)
+void rpc_call_ref(struct rpc_call *call)
 {
   call->refs++;
 }
 
-void call_unref(struct rpc_call *call)
+void rpc_call_unref(struct rpc_call *call)
 {
   if (--call->refs > 0)
     return;
@@ -63,12 +63,12 @@ static void consume(struct rpc_call *call, size_t n)
     nghttp2_session_consume(c->ng, call->stream_id, n);
   else
     nghttp2_session_consume_connection(c->ng, n);
-  conn_want_flush(c);
+  rpc_conn_want_flush(c);
 }
 
 static void timer_closed(uv_handle_t *h)
 {
-  call_unref(h->data);
+  rpc_call_unref(h->data);
 }
 
 /* The end: on_done once, then the call's own reference goes. */
@@ -109,10 +109,10 @@ static void call_done(struct rpc_call *call)
     call->h.on_done(call, &st, call->ud);
   }
   call->conn = NULL;
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_set_status(struct rpc_call *call, int code, const char *message)
+void rpc_call_set_status(struct rpc_call *call, int code, const char *message)
 {
   if (call->status_set)
     return;
@@ -127,26 +127,26 @@ void call_set_status(struct rpc_call *call, int code, const char *message)
 /* Adds the call's status (grpc-status, percent-encoded grpc-message) and its
  * trailing metadata to h. h borrows code and the returned message (free it):
  * both must live until the headers are submitted. */
-static char *add_status(struct hdrs *h, const struct rpc_call *call, char code[16])
+static char *add_status(struct rpc_hdrs *h, const struct rpc_call *call, char code[16])
 {
   char *msg = NULL;
   snprintf(code, 16, "%d", call->code);
-  hdrs_add(h, "grpc-status", code);
+  rpc_hdrs_add(h, "grpc-status", code);
   if (call->message && *call->message) {
     msg = rpc_pct_encode(call->message);
-    hdrs_add(h, "grpc-message", msg);
+    rpc_hdrs_add(h, "grpc-message", msg);
   }
-  hdrs_add_md(h, &call->trl_out);
+  rpc_hdrs_add_md(h, &call->trl_out);
   return msg;
 }
 
 static void submit_trailers(struct rpc_call *call, nghttp2_session *ng)
 {
-  struct hdrs h = {0};
+  struct rpc_hdrs h = {0};
   char code[16];
   char *msg = add_status(&h, call, code);
   nghttp2_submit_trailer(ng, call->stream_id, h.nv, h.n);
-  hdrs_release(&h);
+  rpc_hdrs_release(&h);
   free(msg);
 }
 
@@ -176,7 +176,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
   return (ssize_t)n;
 }
 
-nghttp2_data_provider call_data_provider(struct rpc_call *call)
+nghttp2_data_provider rpc_call_data_provider(struct rpc_call *call)
 {
   nghttp2_data_provider p;
   p.source.ptr = call;
@@ -187,21 +187,21 @@ nghttp2_data_provider call_data_provider(struct rpc_call *call)
 static void submit_response(struct rpc_call *call, int trailers_only)
 {
   struct rpc_conn *c = call->conn;
-  struct hdrs h = {0};
+  struct rpc_hdrs h = {0};
   char code[16];
   char *msg = NULL;
-  hdrs_add(&h, ":status", "200");
-  hdrs_add(&h, "content-type", "application/grpc");
-  hdrs_add_md(&h, &call->hdr_out);
+  rpc_hdrs_add(&h, ":status", "200");
+  rpc_hdrs_add(&h, "content-type", "application/grpc");
+  rpc_hdrs_add_md(&h, &call->hdr_out);
   if (trailers_only) {
     msg = add_status(&h, call, code);
     nghttp2_submit_response(c->ng, call->stream_id, h.nv, h.n, NULL);
   } else {
-    nghttp2_data_provider p = call_data_provider(call);
+    nghttp2_data_provider p = rpc_call_data_provider(call);
     nghttp2_submit_response(c->ng, call->stream_id, h.nv, h.n, &p);
   }
   call->headers_sent = 1;
-  hdrs_release(&h);
+  rpc_hdrs_release(&h);
   free(msg);
 }
 
@@ -215,7 +215,7 @@ static void kick(struct rpc_call *call)
     call->deferred = 0;
     nghttp2_session_resume_data(c->ng, call->stream_id);
   }
-  conn_want_flush(c);
+  rpc_conn_want_flush(c);
 }
 
 static int send_check(const struct rpc_call *call)
@@ -232,7 +232,7 @@ static int after_send(struct rpc_call *call, size_t added)
   struct rpc_conn *c = call->conn;
   c->queued += added;
   kick(call);
-  if (rpc_buf_size(&call->out) >= CALL_HIGH_WATER || c->queued >= CONN_HIGH_WATER) {
+  if (rpc_buf_size(&call->out) >= RPC_CALL_HIGH_WATER || c->queued >= RPC_CONN_HIGH_WATER) {
     if (!call->want_writable) {
       call->want_writable = 1;
       c->n_want_writable++;
@@ -272,12 +272,12 @@ int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg)
   return after_send(call, RPC_FRAME_HDR + len);
 }
 
-void call_check_writable(struct rpc_call *call)
+void rpc_call_check_writable(struct rpc_call *call)
 {
   struct rpc_conn *c = call->conn;
   if (!call->want_writable || call->done || !c)
     return;
-  if (rpc_buf_size(&call->out) >= CALL_LOW_WATER || c->queued >= CONN_LOW_WATER)
+  if (rpc_buf_size(&call->out) >= RPC_CALL_LOW_WATER || c->queued >= RPC_CONN_LOW_WATER)
     return;
   call->want_writable = 0;
   c->n_want_writable--;
@@ -290,7 +290,7 @@ int rpc_call_send_headers(rpc_call *call)
   if (!call->is_server || call->headers_sent || call->finished || !stream_open(call))
     return RPC_E_STATE;
   submit_response(call, 0);
-  conn_want_flush(call->conn);
+  rpc_conn_want_flush(call->conn);
   return 0;
 }
 
@@ -319,12 +319,12 @@ int rpc_call_finish(rpc_call *call, int code, const char *message)
   if (!call->is_server || call->finished || call->done)
     return RPC_E_STATE;
   call->finished = 1;
-  call_set_status(call, code, message);
+  rpc_call_set_status(call, code, message);
   if (!stream_open(call))
     return 0;
   if (!call->headers_sent && rpc_buf_size(&call->out) == 0) {
     submit_response(call, 1);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
     return 0;
   }
   call->out_eof = 1;
@@ -333,16 +333,16 @@ int rpc_call_finish(rpc_call *call, int code, const char *message)
 }
 
 /* Ends a call from this side: status now, RST_STREAM CANCEL to the peer. */
-void call_fail_local(struct rpc_call *call, int code, const char *message)
+void rpc_call_fail_local(struct rpc_call *call, int code, const char *message)
 {
   if (call->done)
     return;
-  call_set_status(call, code, message);
+  rpc_call_set_status(call, code, message);
   if (call->is_server)
     call->finished = 1;
   if (stream_open(call)) {
     nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
   } else {
     call_done(call);
   }
@@ -357,8 +357,8 @@ int rpc_call_cancel(rpc_call *call)
   /* A server that already finished but still streams trailers out: a
    * cancel now still resets the stream; report what the handler asked. */
   call->status_set = 0;
-  call_set_status(call, RPC_CANCELLED, "cancelled");
-  call_fail_local(call, RPC_CANCELLED, "cancelled");
+  rpc_call_set_status(call, RPC_CANCELLED, "cancelled");
+  rpc_call_fail_local(call, RPC_CANCELLED, "cancelled");
   return 0;
 }
 
@@ -385,7 +385,7 @@ static void frame_error(struct rpc_call *call, int err)
     rpc_buf_consume(&call->in, unread);
     consume(call, unread);
   } else {
-    call_fail_local(call, code, msg);
+    rpc_call_fail_local(call, code, msg);
   }
 }
 
@@ -454,7 +454,7 @@ static void check_input_end(struct rpc_call *call)
   } else if (!call->out_eof && stream_open(call)) {
     /* The server ended the call before we half-closed: stop our side too. */
     nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_NO_ERROR);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
   }
 }
 
@@ -470,9 +470,9 @@ static size_t feed(struct rpc_call *call, const uint8_t *p, size_t n)
   return (size_t)r;
 }
 
-void call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
+void rpc_call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
 {
-  call_ref(call);
+  rpc_call_ref(call);
   if (input_closed(call)) {
     consume(call, n);
   } else if (call->paused || rpc_buf_size(&call->in)) {
@@ -483,15 +483,15 @@ void call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
     if (used < n && !call->done)
       rpc_buf_append(&call->in, p + used, n - used);
   }
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_remote_end(struct rpc_call *call)
+void rpc_call_remote_end(struct rpc_call *call)
 {
   call->remote_closed = 1;
-  call_ref(call);
+  rpc_call_ref(call);
   check_input_end(call);
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
 void rpc_call_pause_reading(rpc_call *call)
@@ -504,7 +504,7 @@ void rpc_call_resume_reading(rpc_call *call)
   if (!call->paused || call->done)
     return;
   call->paused = 0;
-  call_ref(call);
+  rpc_call_ref(call);
   while (!call->paused && !call->done && rpc_buf_size(&call->in)) {
     size_t used = feed(call, call->in.p + call->in.off, rpc_buf_size(&call->in));
     rpc_buf_consume(&call->in, used);
@@ -516,28 +516,28 @@ void rpc_call_resume_reading(rpc_call *call)
     }
   }
   check_input_end(call);
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
 /* ---- the end ----------------------------------------------------------------- */
 
-void call_stream_closed(struct rpc_call *call, uint32_t h2_error)
+void rpc_call_stream_closed(struct rpc_call *call, uint32_t h2_error)
 {
   call->stream_closed = 1;
   if (call->done)
     return;
-  call_ref(call);
+  rpc_call_ref(call);
   if (call->is_server) {
     if (!call->status_set || (!call->finished && !call->cancelled_by_us)) {
       /* The client reset the stream. A reset at the deadline is the client's
        * timer winning the race with ours: report it as what it is. */
       int64_t now = (int64_t)uv_now(call->loop);
       if (call->deadline && now + 20 >= call->deadline) {
-        server_call_log(call->conn, "deadline exceeded", call);
-        call_set_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        rpc_server_call_log(call->conn, "deadline exceeded", call);
+        rpc_call_set_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
       } else {
-        server_call_log(call->conn, "call cancelled", call);
-        call_set_status(call, RPC_CANCELLED, "cancelled by the client");
+        rpc_server_call_log(call->conn, "call cancelled", call);
+        rpc_call_set_status(call, RPC_CANCELLED, "cancelled by the client");
       }
     }
     call_done(call);
@@ -550,28 +550,28 @@ void call_stream_closed(struct rpc_call *call, uint32_t h2_error)
         call->status_set = 1;
         call->code = call->rx_status;
       } else if (h2_error == NGHTTP2_CANCEL) {
-        call_set_status(call, RPC_CANCELLED, "stream cancelled by the server");
+        rpc_call_set_status(call, RPC_CANCELLED, "stream cancelled by the server");
       } else if (h2_error == NGHTTP2_REFUSED_STREAM) {
-        call_set_status(call, RPC_UNAVAILABLE, "stream refused by the server");
+        rpc_call_set_status(call, RPC_UNAVAILABLE, "stream refused by the server");
       } else if (h2_error != NGHTTP2_NO_ERROR) {
         char msg[64];
         snprintf(msg, sizeof(msg), "stream reset by the server (http2 error %u)", h2_error);
-        call_set_status(call, RPC_INTERNAL, msg);
+        rpc_call_set_status(call, RPC_INTERNAL, msg);
       } else {
-        call_set_status(call, RPC_UNKNOWN, "response ended without grpc-status");
+        rpc_call_set_status(call, RPC_UNKNOWN, "response ended without grpc-status");
       }
       /* Buffered replies still go to the application before on_done. */
       if (rpc_buf_size(&call->in) && call->code == RPC_OK) {
-        call_unref(call);
+        rpc_call_unref(call);
         return;
       }
     }
     call_done(call);
   }
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_conn_lost(struct rpc_call *call, int code)
+void rpc_call_conn_lost(struct rpc_call *call, int code)
 {
   if (!call->status_set) {
     char msg[160];
@@ -582,7 +582,7 @@ void call_conn_lost(struct rpc_call *call, int code)
       snprintf(msg, sizeof(msg), "connection lost: %s", rpc_strerror(err));
     else
       snprintf(msg, sizeof(msg), "connection lost");
-    call_set_status(call, code, msg);
+    rpc_call_set_status(call, code, msg);
   }
   call_done(call);
 }
@@ -594,23 +594,23 @@ static void deadline_cb(uv_timer_t *t)
     return;
   call->deadline_hit = 1;
   if (call->is_server) {
-    server_call_log(call->conn, "deadline exceeded", call);
+    rpc_server_call_log(call->conn, "deadline exceeded", call);
     /* Trailers after what is already queued (cutting a message in half
      * would turn the status into a framing error at the client). */
     if (!call->finished)
       rpc_call_finish(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
   } else {
-    call_fail_local(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    rpc_call_fail_local(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
   }
 }
 
-void call_start_deadline(struct rpc_call *call, int64_t ms)
+void rpc_call_start_deadline(struct rpc_call *call, int64_t ms)
 {
   call->deadline = (int64_t)uv_now(call->loop) + ms;
   uv_timer_init(call->loop, &call->timer);
   call->timer.data = call;
   call->timer_on = 1;
-  call_ref(call); /* dropped when the timer handle has closed */
+  rpc_call_ref(call); /* dropped when the timer handle has closed */
   uv_timer_start(&call->timer, deadline_cb, (uint64_t)ms, 0);
 }
 

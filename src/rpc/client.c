@@ -40,8 +40,8 @@ static void connect_timeout_cb(uv_timer_t *t)
   struct rpc_conn *conn = t->data;
   if (conn->ready || conn->closing)
     return;
-  conn_logf(conn, "connect timeout peer=%s", conn->peer);
-  conn_fail(conn, RPC_E_TIMEOUT, RPC_UNAVAILABLE);
+  rpc_conn_logf(conn, "connect timeout peer=%s", conn->peer);
+  rpc_conn_fail(conn, RPC_E_TIMEOUT, RPC_UNAVAILABLE);
 }
 
 static void conn_ready(struct rpc_conn *conn, int err)
@@ -77,27 +77,28 @@ static void connect_cb(uv_connect_t *req, int status)
   }
   if (status < 0) {
     if (status != UV_ECANCELED)
-      conn_logf(c->conn, "connect failed target=%s error=\"%s\"", c->o.target, uv_strerror(status));
-    conn_fail(c->conn, status, RPC_UNAVAILABLE);
+      rpc_conn_logf(c->conn, "connect failed target=%s error=\"%s\"", c->o.target,
+                    uv_strerror(status));
+    rpc_conn_fail(c->conn, status, RPC_UNAVAILABLE);
     return;
   }
   if (c->conn->io.handle.type == UV_TCP)
     uv_tcp_nodelay(&c->conn->io.tcp, 1);
-  int r = conn_start(c->conn);
+  int r = rpc_conn_start(c->conn);
   if (r < 0)
-    conn_fail(c->conn, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(c->conn, r, RPC_UNAVAILABLE);
 }
 
 static void start_tcp(struct rpc_client *c, const struct sockaddr *sa)
 {
   struct rpc_conn *conn = c->conn;
   uv_tcp_init(c->loop, &conn->io.tcp);
-  conn_attach_io(conn);
-  addr_format(sa, conn->peer, sizeof(conn->peer));
+  rpc_conn_attach_io(conn);
+  rpc_addr_format(sa, conn->peer, sizeof(conn->peer));
   c->creq.data = c;
   int r = uv_tcp_connect(&c->creq, &conn->io.tcp, sa, connect_cb);
   if (r < 0) {
-    conn_fail(conn, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(conn, r, RPC_UNAVAILABLE);
     return;
   }
   c->connecting = 1;
@@ -113,9 +114,10 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     return;
   }
   if (status < 0 || !res) {
-    conn_logf(c->conn, "cannot resolve target=%s error=\"%s\"", c->o.target, uv_strerror(status));
+    rpc_conn_logf(c->conn, "cannot resolve target=%s error=\"%s\"", c->o.target,
+                  uv_strerror(status));
     uv_freeaddrinfo(res);
-    conn_fail(c->conn, status < 0 ? status : UV_EAI_NONAME, RPC_UNAVAILABLE);
+    rpc_conn_fail(c->conn, status < 0 ? status : UV_EAI_NONAME, RPC_UNAVAILABLE);
     return;
   }
   start_tcp(c, res->ai_addr);
@@ -125,19 +127,19 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 int rpc_client_new(uv_loop_t *loop, const struct rpc_client_opts *opts,
                    void (*on_connect)(rpc_client *, int status, void *ud), rpc_client **out)
 {
-  conn_ignore_sigpipe();
+  rpc_conn_ignore_sigpipe();
   struct rpc_client *c = xcalloc(1, sizeof(*c));
   c->loop = loop;
   c->o = *opts;
   c->on_connect = on_connect;
-  if (!opts->target || addr_parse(opts->target, &c->addr) < 0) {
+  if (!opts->target || rpc_addr_parse(opts->target, &c->addr) < 0) {
     free(c);
     return RPC_E_INVAL;
   }
   const char *name = NULL;
   if (opts->tls) {
     char err[512];
-    c->tls = tls_ctx_new(opts->tls, 0, err, sizeof(err));
+    c->tls = rpc_tls_ctx_new(opts->tls, 0, err, sizeof(err));
     if (!c->tls) {
       if (opts->on_log)
         opts->on_log(opts->ud, err);
@@ -147,7 +149,7 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_opts *opts,
     name = opts->tls->server_name ? opts->tls->server_name
                                   : (c->addr.is_unix ? "localhost" : c->addr.host);
   }
-  struct rpc_conn *conn = conn_new(loop, 0, c->tls, name);
+  struct rpc_conn *conn = rpc_conn_new(loop, 0, c->tls, name);
   c->conn = conn;
   conn->owner_client = c;
   conn->owner = opts->ud;
@@ -169,12 +171,12 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_opts *opts,
                  opts->connect_timeout_ms ? opts->connect_timeout_ms : 20000, 0);
 
   if (conn->err) {
-    conn_fail(conn, conn->err, RPC_UNAVAILABLE);
+    rpc_conn_fail(conn, conn->err, RPC_UNAVAILABLE);
     return 0;
   }
   if (c->addr.is_unix) {
     uv_pipe_init(loop, &conn->io.pipe, 0);
-    conn_attach_io(conn);
+    rpc_conn_attach_io(conn);
     snprintf(conn->peer, sizeof(conn->peer), "unix:%s", c->addr.path);
     c->creq.data = c;
     c->connecting = 1;
@@ -194,7 +196,7 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_opts *opts,
   c->gai.data = c;
   int r = uv_getaddrinfo(loop, &c->gai, gai_cb, c->addr.host, c->addr.port, &hints);
   if (r < 0) {
-    conn_fail(conn, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(conn, r, RPC_UNAVAILABLE);
     return 0;
   }
   c->resolving = 1;
@@ -208,7 +210,7 @@ void rpc_client_close(rpc_client *c, void (*cb)(rpc_client *, void *ud))
   c->closing = 1;
   c->close_cb = cb;
   if (c->conn)
-    conn_fail(c->conn, RPC_E_CLOSED, RPC_CANCELLED);
+    rpc_conn_fail(c->conn, RPC_E_CLOSED, RPC_CANCELLED);
   maybe_close_done(c);
 }
 
@@ -219,11 +221,11 @@ int rpc_call_start(rpc_client *c, const struct rpc_call_opts *o, rpc_call **out)
     return RPC_E_CLOSED;
   if (!o->method || o->method[0] != '/')
     return RPC_E_INVAL;
-  struct rpc_call *call = call_new(conn, 0);
+  struct rpc_call *call = rpc_call_new(conn, 0);
   for (size_t i = 0; i < o->n_metadata; i++) {
     const struct rpc_md *m = &o->metadata[i];
     if (rpc_md_add(&call->hdr_out, m->key, m->value, m->value_len) < 0) {
-      call_conn_lost(call, RPC_INVALID_ARGUMENT); /* unlinks and frees; no handlers yet */
+      rpc_call_conn_lost(call, RPC_INVALID_ARGUMENT); /* unlinks and frees; no handlers yet */
       return RPC_E_INVAL;
     }
   }
@@ -231,34 +233,34 @@ int rpc_call_start(rpc_client *c, const struct rpc_call_opts *o, rpc_call **out)
   call->desc = o->response;
   call->ud = o->ud;
 
-  struct hdrs h = {0};
+  struct rpc_hdrs h = {0};
   char tmo[32];
-  hdrs_add(&h, ":method", "POST");
-  hdrs_add(&h, ":scheme", conn->scheme);
-  hdrs_add(&h, ":path", call->method);
-  hdrs_add(&h, ":authority", conn->authority);
-  hdrs_add(&h, "content-type", "application/grpc");
-  hdrs_add(&h, "te", "trailers");
+  rpc_hdrs_add(&h, ":method", "POST");
+  rpc_hdrs_add(&h, ":scheme", conn->scheme);
+  rpc_hdrs_add(&h, ":path", call->method);
+  rpc_hdrs_add(&h, ":authority", conn->authority);
+  rpc_hdrs_add(&h, "content-type", "application/grpc");
+  rpc_hdrs_add(&h, "te", "trailers");
   /* We decompress (never compress): say which, or peers assume anything. */
-  hdrs_add(&h, "grpc-accept-encoding", "identity,deflate,gzip");
+  rpc_hdrs_add(&h, "grpc-accept-encoding", "identity,deflate,gzip");
   if (o->timeout_ms > 0) {
     rpc_timeout_format(o->timeout_ms, tmo, sizeof(tmo));
-    hdrs_add(&h, "grpc-timeout", tmo);
+    rpc_hdrs_add(&h, "grpc-timeout", tmo);
   }
-  hdrs_add(&h, "user-agent", "drover-rpc/" DROVER_VERSION);
-  hdrs_add_md(&h, &call->hdr_out);
-  nghttp2_data_provider prd = call_data_provider(call);
+  rpc_hdrs_add(&h, "user-agent", "drover-rpc/" DROVER_VERSION);
+  rpc_hdrs_add_md(&h, &call->hdr_out);
+  nghttp2_data_provider prd = rpc_call_data_provider(call);
   int32_t id = nghttp2_submit_request(conn->ng, NULL, h.nv, h.n, &prd, call);
-  hdrs_release(&h);
+  rpc_hdrs_release(&h);
   if (id < 0) {
-    call_conn_lost(call, RPC_UNAVAILABLE);
+    rpc_call_conn_lost(call, RPC_UNAVAILABLE);
     return RPC_E_CLOSED;
   }
   call->stream_id = id;
   call->h = o->h;
   if (o->timeout_ms > 0)
-    call_start_deadline(call, o->timeout_ms);
-  conn_want_flush(conn);
+    rpc_call_start_deadline(call, o->timeout_ms);
+  rpc_conn_want_flush(conn);
   *out = call;
   return 0;
 }

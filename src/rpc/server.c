@@ -46,7 +46,7 @@ static void slog(struct rpc_server *s, const char *line)
 
 int rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts, rpc_server **out)
 {
-  conn_ignore_sigpipe();
+  rpc_conn_ignore_sigpipe();
   struct rpc_server *s = xcalloc(1, sizeof(*s));
   s->loop = loop;
   s->o = *opts;
@@ -56,7 +56,7 @@ int rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts, rpc_serv
   s->o.methods = s->methods;
   if (opts->tls) {
     char err[512];
-    s->tls = tls_ctx_new(opts->tls, 1, err, sizeof(err));
+    s->tls = rpc_tls_ctx_new(opts->tls, 1, err, sizeof(err));
     if (!s->tls) {
       slog(s, err);
       free(s->methods);
@@ -97,7 +97,7 @@ static void on_connection(uv_stream_t *ls, int status)
   struct rpc_server *s = l->srv;
   if (status < 0 || s->shutting_down)
     return;
-  struct rpc_conn *c = conn_new(s->loop, 1, s->tls, NULL);
+  struct rpc_conn *c = rpc_conn_new(s->loop, 1, s->tls, NULL);
   c->srv = s;
   c->max_recv_msg = s->o.max_recv_msg ? s->o.max_recv_msg : RPC_DEFAULT_MAX_MSG;
   c->ka_interval = s->o.keepalive_interval_ms;
@@ -106,7 +106,7 @@ static void on_connection(uv_stream_t *ls, int status)
   c->owner = s->o.ud;
   c->on_closed = conn_closed;
   if (!s->rbuf)
-    s->rbuf = xmalloc(RBUF_SIZE);
+    s->rbuf = xmalloc(RPC_RBUF_SIZE);
   c->rbuf = s->rbuf;
   c->rbuf_shared = 1;
   if (ls->type == UV_NAMED_PIPE) {
@@ -115,30 +115,30 @@ static void on_connection(uv_stream_t *ls, int status)
   } else {
     uv_tcp_init(s->loop, &c->io.tcp);
   }
-  conn_attach_io(c);
+  rpc_conn_attach_io(c);
   c->next = s->conns;
   if (s->conns)
     s->conns->prev = c;
   s->conns = c;
   if (uv_accept(ls, &c->io.stream) < 0) {
-    conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
     return;
   }
   if (ls->type == UV_TCP) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) == 0)
-      addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+      rpc_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
   }
-  int r = conn_start(c);
+  int r = rpc_conn_start(c);
   if (r < 0)
-    conn_fail(c, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, r, RPC_UNAVAILABLE);
 }
 
 int rpc_server_listen(rpc_server *s, const char *addr)
 {
   struct rpc_addr a;
-  int r = addr_parse(addr, &a);
+  int r = rpc_addr_parse(addr, &a);
   if (r < 0)
     return r;
   struct listener *l = xcalloc(1, sizeof(*l));
@@ -169,7 +169,7 @@ int rpc_server_listen(rpc_server *s, const char *addr)
     if (r == 0) {
       int len = sizeof(ss);
       uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len);
-      addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+      rpc_addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
     }
   }
   if (r == 0)
@@ -195,7 +195,7 @@ int rpc_server_address(rpc_server *s, char *buf, size_t len)
   return 0;
 }
 
-void server_dispatch(struct rpc_server *s, struct rpc_call *call)
+void rpc_server_dispatch(struct rpc_server *s, struct rpc_call *call)
 {
   struct rpc_conn *c = call->conn;
   int64_t timeout = call->deadline;
@@ -207,7 +207,7 @@ void server_dispatch(struct rpc_server *s, struct rpc_call *call)
                         7, 3, NGHTTP2_NV_FLAG_NONE}};
     call->finished = 1;
     call->headers_sent = 1;
-    call_set_status(call, RPC_INTERNAL, "not a grpc request");
+    rpc_call_set_status(call, RPC_INTERNAL, "not a grpc request");
     nghttp2_submit_response(c->ng, call->stream_id, nv, 1, NULL);
     return;
   }
@@ -240,15 +240,15 @@ void server_dispatch(struct rpc_server *s, struct rpc_call *call)
   call->desc = m->request;
   call->ud = s->o.ud;
   if (timeout > 0)
-    call_start_deadline(call, timeout);
+    rpc_call_start_deadline(call, timeout);
   if (call->h.on_start)
     call->h.on_start(call, call->ud);
 }
 
-void server_call_log(struct rpc_conn *c, const char *what, const struct rpc_call *call)
+void rpc_server_call_log(struct rpc_conn *c, const char *what, const struct rpc_call *call)
 {
   if (c && c->on_log)
-    conn_logf(c, "%s method=%s peer=%s", what, rpc_call_method(call), c->peer);
+    rpc_conn_logf(c, "%s method=%s peer=%s", what, rpc_call_method(call), c->peer);
 }
 
 static void grace_cb(uv_timer_t *t)
@@ -258,7 +258,7 @@ static void grace_cb(uv_timer_t *t)
   struct rpc_conn *c = s->conns;
   while (c) {
     struct rpc_conn *next = c->next;
-    conn_fail(c, RPC_E_CLOSED, RPC_CANCELLED);
+    rpc_conn_fail(c, RPC_E_CLOSED, RPC_CANCELLED);
     c = next;
   }
 }
@@ -288,7 +288,7 @@ void rpc_server_shutdown(rpc_server *s, unsigned grace_ms, void (*cb)(rpc_server
     l = next;
   }
   for (struct rpc_conn *c = s->conns; c; c = c->next)
-    conn_goaway(c, 0);
+    rpc_conn_goaway(c, 0);
   uv_timer_init(s->loop, &s->grace);
   s->grace.data = s;
   s->grace_init = 1;

@@ -49,7 +49,7 @@ def test_rpc_slow_reader_pauses_our_server(rpc_env, transport, stubs):
         expect(p.call("Unary"), 0, p.server)
     finally:
         ch.close()
-        p.server.stop()
+    p.server.stop_checked()
 
 
 @pytest.mark.parametrize("transport", ["tcp", "tls"], indirect=True)
@@ -58,15 +58,13 @@ def test_rpc_slow_server_pauses_our_client(rpc_env, transport):
     grpcio server that reads one every 100 ms, then cancels after 3 s; the client's
     max_rss_kb must stay under 64 MiB."""
     p = Pair(rpc_env, "cli=ours", transport, rpc_env.start_server("grpcio", transport))
-    try:
-        mark = p.server.mark()
-        r = p.call("ClientStream", count=COUNT, payload_size=MSG, cancel_after_ms=3000,
-                   metadata=[("x-read-delay-ms", "100")], quiet=True, timeout=60, fresh_rss=True)
-        expect(r, 1, p.server)
-        print(f"slow server: client max_rss_kb {r.final['max_rss_kb']}")
-        assert r.final["max_rss_kb"] < BOUND_KB, (
-            f"our client's max RSS was {r.final['max_rss_kb']} kB sending to a slow reader: {r!r}")
-        assert p.server.wait_log(f"call cancelled method={SERVICE}ClientStream", 10, mark), \
-            p.server.tail()
-    finally:
-        p.server.kill()
+    mark = p.server.mark()
+    r = p.call("ClientStream", count=COUNT, payload_size=MSG, cancel_after_ms=3000,
+               metadata=[("x-read-delay-ms", "100")], quiet=True, timeout=60, fresh_rss=True)
+    expect(r, 1, p.server)
+    print(f"slow server: client max_rss_kb {r.final['max_rss_kb']}")
+    assert r.final["max_rss_kb"] < BOUND_KB, (
+        f"our client's max RSS was {r.final['max_rss_kb']} kB sending to a slow reader: {r!r}")
+    assert p.server.wait_log(f"call cancelled method={SERVICE}ClientStream", 10, mark), \
+        p.server.tail()
+    p.server.stop_checked()

@@ -205,15 +205,11 @@ def test_rpc_ipv6_loopback(rpc_env, direction, transport):
         pytest.skip("no IPv6 on this machine")
     kind = "ours" if direction == "srv=ours" else "grpcio"
     p = Pair(rpc_env, direction, transport, rpc_env.start_server(kind, transport, listen="[::1]:0"))
-    try:
-        assert p.target.startswith("[::1]:"), p.target
-        r = p.call("ServerStream", repeat=3)
-        expect(r, 0, p.server)
-        assert [x["index"] for x in r.replies] == [0, 1, 2], r
-        rc = p.server.stop()
-        assert rc == 0 and "Sanitizer" not in p.server.log(), (rc, p.server.tail())
-    finally:
-        p.server.kill()
+    assert p.target.startswith("[::1]:"), p.target
+    r = p.call("ServerStream", repeat=3)
+    expect(r, 0, p.server)
+    assert [x["index"] for x in r.replies] == [0, 1, 2], r
+    p.server.stop_checked()
 
 
 @pytest.mark.parametrize("direction", ["cli=ours"])

@@ -75,8 +75,9 @@ struct ecall {
   uv_timer_t timer;
   unsigned timer_running : 1, delay_done : 1, blocked : 1, finish_after : 1, done : 1,
       reading_paused : 1;
-  uint32_t nreq; /* requests seen */
-  char *joined;  /* ClientStream: messages joined with "," */
+  uint32_t nreq;        /* requests seen */
+  uint32_t ncompressed; /* of which arrived compressed (reported in a trailer) */
+  char *joined;         /* ClientStream: messages joined with "," */
   size_t joined_len;
   uint8_t *payload; /* ClientStream: payloads concatenated */
   size_t payload_len;
@@ -171,8 +172,14 @@ static void pump(struct ecall *e)
     e->reading_paused = 0;
     rpc_call_resume_reading(e->call);
   }
-  if (!e->head && e->finish_after && !e->done)
+  if (!e->head && e->finish_after && !e->done) {
+    if (e->ncompressed) {
+      char n[16];
+      snprintf(n, sizeof(n), "%u", e->ncompressed);
+      rpc_md_adds(rpc_call_trailers_out(e->call), "x-compressed-requests", n);
+    }
     rpc_call_finish(e->call, RPC_OK, NULL);
+  }
 }
 
 static void on_start(rpc_call *call, void *ud)
@@ -210,6 +217,7 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   if (e->finish_after)
     return;
   e->nreq++;
+  e->ncompressed += m->compressed ? 1 : 0;
   if (req->message && strcmp(req->message, "cancel-me") == 0) {
     rpc_call_cancel(call);
     return;

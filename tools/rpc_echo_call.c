@@ -34,6 +34,7 @@ struct cli {
   size_t nmd;
   struct ccall *calls;
   long long done, ok, replies;
+  long long compressed_replies; /* replies the server sent compressed */
   long long codes[17], other_codes;
   int status_code;
   char *status_msg;
@@ -137,6 +138,7 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   struct cli *c = cc->cli;
   Drover__Test__V1__EchoReply *r = (Drover__Test__V1__EchoReply *)m->msg;
   c->replies++;
+  c->compressed_replies += m->compressed ? 1 : 0;
   if (!c->quiet) {
     json_t *j = json_object();
     json_object_set_new(j, "index", json_integer(r->index));
@@ -169,6 +171,7 @@ static void finish(struct cli *c)
   json_object_set_new(j, "status_name", json_string(rpc_code_name(c->status_code)));
   json_object_set_new(j, "message", json_string(c->status_msg ? c->status_msg : ""));
   json_object_set_new(j, "replies", json_integer(c->replies));
+  json_object_set_new(j, "compressed_replies", json_integer(c->compressed_replies));
   json_object_set(j, "headers", c->headers ? c->headers : json_object());
   json_object_set(j, "trailers", c->trailers ? c->trailers : json_object());
   json_object_set_new(j, "calls", json_integer(c->concurrency));

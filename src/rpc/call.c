@@ -401,7 +401,8 @@ static int deliver(void *ud, const uint8_t *data, size_t len)
   if (input_closed(call))
     return 1;
   uint8_t *plain = NULL;
-  if (call->df.flag) {
+  int compressed = call->df.flag;
+  if (compressed) {
     size_t n;
     int r = rpc_inflate(data, len, call->df.max_len, &plain, &n);
     if (r < 0) {
@@ -411,7 +412,7 @@ static int deliver(void *ud, const uint8_t *data, size_t len)
     data = plain;
     len = n;
   }
-  struct rpc_msg m = {data, len, NULL};
+  struct rpc_msg m = {data, len, NULL, compressed};
   if (call->desc) {
     m.msg = protobuf_c_message_unpack(call->desc, NULL, len, data);
     if (!m.msg) {

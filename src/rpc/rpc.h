@@ -96,11 +96,14 @@ enum rpc_kind { RPC_UNARY, RPC_SERVER_STREAM, RPC_CLIENT_STREAM, RPC_BIDI };
 
 /* A received message, valid during the on_message callback only. `msg` is
  * set when the method/call has a descriptor; it is freed after the callback
- * unless you take it with rpc_msg_take(). */
+ * unless you take it with rpc_msg_take(). `compressed` is 1 when the peer
+ * sent it compressed (grpc-encoding gzip or deflate): `data` is always the
+ * inflated message. */
 struct rpc_msg {
   const uint8_t *data;
   size_t len;
   ProtobufCMessage *msg;
+  int compressed;
 };
 /* Takes ownership of m->msg (free it with protobuf_c_message_free_unpacked). */
 ProtobufCMessage *rpc_msg_take(struct rpc_msg *m);

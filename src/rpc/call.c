@@ -218,12 +218,26 @@ static void kick(struct rpc_call *call)
   rpc_conn_want_flush(c);
 }
 
-static int send_check(const struct rpc_call *call)
+static void want_writable(struct rpc_call *call)
+{
+  if (!call->want_writable) {
+    call->want_writable = 1;
+    call->conn->n_want_writable++;
+  }
+}
+
+static int send_check(struct rpc_call *call)
 {
   if (call->done || !stream_open(call))
     return call->conn && !call->conn->closing ? RPC_E_STATE : RPC_E_CLOSED;
   if (call->is_server ? call->finished : call->half_closed || call->status_set)
     return RPC_E_STATE;
+  /* The high-water signal is advice; this is the bound for callers that
+   * ignore it, so that one call's queue can't take all the memory. */
+  if (rpc_buf_size(&call->out) >= RPC_SEND_QUEUE_MAX) {
+    want_writable(call);
+    return RPC_E_QUEUE_FULL;
+  }
   return 0;
 }
 
@@ -233,10 +247,7 @@ static int after_send(struct rpc_call *call, size_t added)
   c->queued += added;
   kick(call);
   if (rpc_buf_size(&call->out) >= RPC_CALL_HIGH_WATER || c->queued >= RPC_CONN_HIGH_WATER) {
-    if (!call->want_writable) {
-      call->want_writable = 1;
-      c->n_want_writable++;
-    }
+    want_writable(call);
     return 1;
   }
   return 0;

@@ -61,7 +61,15 @@ enum rpc_err {
   RPC_E_CLOSED = -5009,     /* the connection is closed or closing */
   RPC_E_PACK = -5010,       /* a received message did not unpack with its descriptor */
   RPC_E_TIMEOUT = -5011,    /* keepalive or connect timeout */
+  RPC_E_QUEUE_FULL = -5012, /* the call's send queue is above RPC_SEND_QUEUE_MAX */
 };
+
+/* Send queues: rpc_call_send returns 1 once a call's queue reaches
+ * RPC_SEND_HIGH_WATER (stop producing until on_writable); a caller that goes
+ * on regardless gets RPC_E_QUEUE_FULL once the queue holds
+ * RPC_SEND_QUEUE_MAX bytes, and the message is not queued. */
+#define RPC_SEND_HIGH_WATER (512u * 1024)
+#define RPC_SEND_QUEUE_MAX  (8 * RPC_SEND_HIGH_WATER)
 
 /* Name of a status code ("OK", "DEADLINE_EXCEEDED"; "UNKNOWN" when out of range). */
 const char *rpc_code_name(int code);
@@ -135,8 +143,12 @@ struct rpc_handlers {
 
 /* Sends one message (packed now: the caller keeps msg). Returns 0 when
  * queued, 1 when queued but the write queue is above its high-water mark
- * (stop producing until on_writable), or RPC_E_STATE (call ended, finished or
- * half-closed), RPC_E_CLOSED (connection closing), RPC_E_TOO_LARGE (> 4 GiB). */
+ * (the call's RPC_SEND_HIGH_WATER or its connection's: stop producing until
+ * on_writable), or RPC_E_STATE (call ended, finished or half-closed),
+ * RPC_E_CLOSED (connection closing), RPC_E_TOO_LARGE (> 4 GiB),
+ * RPC_E_QUEUE_FULL (the call already queues RPC_SEND_QUEUE_MAX bytes: the
+ * message was not queued; on_writable follows). A message of any size up to
+ * 4 GiB is taken while the queue is under the cap. */
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_bytes(rpc_call *call, const void *data, size_t len);
 /* Server: sends the response headers (rpc_call_headers_out) now instead of

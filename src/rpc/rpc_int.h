@@ -14,7 +14,7 @@
 
 /* Backpressure marks. A send above either high mark returns 1; on_writable
  * fires once the call and its connection are both under their low marks. */
-#define RPC_CALL_HIGH_WATER (512u * 1024)
+#define RPC_CALL_HIGH_WATER RPC_SEND_HIGH_WATER
 #define RPC_CALL_LOW_WATER  (128u * 1024)
 #define RPC_CONN_HIGH_WATER (4u * 1024 * 1024)
 #define RPC_CONN_LOW_WATER  (1u * 1024 * 1024)

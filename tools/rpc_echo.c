@@ -17,7 +17,7 @@ void echo_usage(void)
         "           [--count N] [--metadata K=V]... [--timeout MS] [--tls-ca F [--tls-cert F\n"
         "           --tls-key F] [--server-name NAME]] [--max-message-size BYTES]\n"
         "           [--concurrency N] [--cancel-after-ms N] [--keepalive-interval MS\n"
-        "           --keepalive-timeout MS] [--read-delay-ms N] [--quiet]\n"
+        "           --keepalive-timeout MS] [--read-delay-ms N] [--paused-calls N] [--quiet]\n"
         "       drover-rpc-echo bench --target ADDR --mode unary|stream [--size BYTES]\n"
         "           [--seconds N] [--concurrency N] [--tls-ca F] [--server-name NAME]\n"
         "           [--busy-poll]\n"

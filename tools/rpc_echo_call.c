@@ -16,7 +16,7 @@ struct ccall {
   int id;
   rpc_call *call;
   uint32_t sent;
-  int half_closed, done;
+  int half_closed, done, paused;
   uv_timer_t read_timer;
 };
 
@@ -29,6 +29,7 @@ struct cli {
   uint8_t *packed;
   size_t packed_len;
   long long count, concurrency, cancel_after, read_delay, timeout;
+  long long paused_calls, active_done; /* --paused-calls; calls after them that ended */
   int quiet;
   struct rpc_md md[64];
   size_t nmd;
@@ -147,7 +148,12 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     print_json(j);
     c->unflushed = 1;
   }
-  if (c->read_delay > 0) {
+  if (cc->id < c->paused_calls && !cc->paused) {
+    /* Stops reading for good: the peer fills this stream's window and
+     * then waits, while the other calls on the connection go on. */
+    cc->paused = 1;
+    rpc_call_pause_reading(call);
+  } else if (c->read_delay > 0) {
     rpc_call_pause_reading(call);
     uv_timer_start(&cc->read_timer, read_timer_cb, (uint64_t)c->read_delay, 0);
   }
@@ -216,6 +222,11 @@ static void on_done(rpc_call *call, const struct rpc_status *st, void *ud)
     free(c->status_msg);
     c->status_msg = xstrdup(st->message ? st->message : "");
   }
+  if (cc->id >= c->paused_calls && ++c->active_done == c->concurrency - c->paused_calls) {
+    for (long long i = 0; i < c->paused_calls; i++)
+      if (!c->calls[i].done)
+        rpc_call_cancel(c->calls[i].call);
+  }
   if (++c->done == c->concurrency)
     finish(c);
 }
@@ -262,6 +273,7 @@ int echo_call(int argc, char **argv)
       {"keepalive-interval", required_argument, 0, 'i'},
       {"keepalive-timeout", required_argument, 0, 'o'},
       {"read-delay-ms", required_argument, 0, 'R'},
+      {"paused-calls", required_argument, 0, 'P'},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0},
@@ -343,6 +355,9 @@ int echo_call(int argc, char **argv)
     case 'R':
       c.read_delay = echo_num("read-delay-ms", optarg);
       break;
+    case 'P':
+      c.paused_calls = echo_num("paused-calls", optarg);
+      break;
     case 'q':
       c.quiet = 1;
       break;
@@ -358,6 +373,14 @@ int echo_call(int argc, char **argv)
       c.concurrency < 1 || (!tls.cert != !tls.key)) {
     fprintf(stderr, "error: call needs --target ADDR and one method: Unary, ServerStream, "
                     "ClientStream or Bidi\n");
+    echo_usage();
+    return 2;
+  }
+  if (c.paused_calls >= c.concurrency) {
+    fprintf(stderr,
+            "error: option '--paused-calls': %lld must be below --concurrency (%lld): "
+            "one call at least must read\n",
+            c.paused_calls, c.concurrency);
     echo_usage();
     return 2;
   }

@@ -53,17 +53,46 @@ static int stream_open(const struct rpc_call *call)
          !call->stream_closed;
 }
 
-/* Returns received bytes to the flow-control windows. */
+/* The application took n received bytes: the stream's window gets them
+ * back (the connection's got them back on arrival, h2.c on_data_chunk), so
+ * a reader that pauses holds back its own stream only. */
 static void consume(struct rpc_call *call, size_t n)
 {
   struct rpc_conn *c = call->conn;
-  if (!n || !c || !c->ng || c->closing)
+  if (!n || !stream_open(call))
     return;
-  if (stream_open(call))
-    nghttp2_session_consume(c->ng, call->stream_id, n);
-  else
-    nghttp2_session_consume_connection(c->ng, n);
+  nghttp2_session_consume_stream(c->ng, call->stream_id, n);
   rpc_conn_want_flush(c);
+}
+
+/* Every change of call->out goes through these two: the connection's sums. */
+static void queue_add(struct rpc_call *call, size_t n)
+{
+  call->conn->queued += n;
+  if (call->held)
+    call->conn->queued_held += n;
+}
+
+static void queue_sub(struct rpc_call *call, size_t n)
+{
+  call->conn->queued -= n;
+  if (call->held)
+    call->conn->queued_held -= n;
+}
+
+void rpc_call_update_held(struct rpc_call *call)
+{
+  struct rpc_conn *c = call->conn;
+  size_t n = rpc_buf_size(&call->out);
+  int held = n && stream_open(call) &&
+             nghttp2_session_get_stream_remote_window_size(c->ng, call->stream_id) <= 0;
+  if (held == call->held)
+    return;
+  call->held = held;
+  if (held)
+    c->queued_held += n;
+  else
+    c->queued_held -= n;
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -87,7 +116,8 @@ static void call_done(struct rpc_call *call)
     if (call->want_writable)
       c->n_want_writable--;
     call->want_writable = 0;
-    c->queued -= rpc_buf_size(&call->out);
+    queue_sub(call, rpc_buf_size(&call->out));
+    call->held = 0;
     size_t unread = rpc_buf_size(&call->in);
     rpc_buf_release(&call->in);
     consume(call, unread);
@@ -154,7 +184,6 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
                          nghttp2_data_source *src, void *ud)
 {
   struct rpc_call *call = src->ptr;
-  struct rpc_conn *c = ud;
   size_t have = rpc_buf_size(&call->out);
   if (have == 0 && !call->out_eof) {
     call->deferred = 1;
@@ -164,7 +193,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
   if (n) {
     memcpy(buf, call->out.p + call->out.off, n);
     rpc_buf_consume(&call->out, n);
-    c->queued -= n;
+    queue_sub(call, n);
   }
   if (n == have && call->out_eof) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -243,10 +272,10 @@ static int send_check(struct rpc_call *call)
 
 static int after_send(struct rpc_call *call, size_t added)
 {
-  struct rpc_conn *c = call->conn;
-  c->queued += added;
+  queue_add(call, added);
   kick(call);
-  if (rpc_buf_size(&call->out) >= RPC_CALL_HIGH_WATER || c->queued >= RPC_CONN_HIGH_WATER) {
+  if (rpc_buf_size(&call->out) >= RPC_CALL_HIGH_WATER ||
+      rpc_conn_sendable(call->conn) >= RPC_CONN_HIGH_WATER) {
     want_writable(call);
     return 1;
   }
@@ -288,7 +317,7 @@ void rpc_call_check_writable(struct rpc_call *call)
   struct rpc_conn *c = call->conn;
   if (!call->want_writable || call->done || !c)
     return;
-  if (rpc_buf_size(&call->out) >= RPC_CALL_LOW_WATER || c->queued >= RPC_CONN_LOW_WATER)
+  if (rpc_buf_size(&call->out) >= RPC_CALL_LOW_WATER || rpc_conn_sendable(c) >= RPC_CONN_LOW_WATER)
     return;
   call->want_writable = 0;
   c->n_want_writable--;

@@ -295,9 +295,21 @@ static void drain_wbio(struct rpc_conn *c)
   }
 }
 
+/* Which queues wait on their stream's window, after nghttp2 sent what it
+ * could. Below the low mark nothing is held back by the connection's marks,
+ * so the common case costs no walk over the calls. */
+static void update_held(struct rpc_conn *c)
+{
+  if (c->queued < RPC_CONN_LOW_WATER && c->queued_held == 0)
+    return;
+  for (struct rpc_call *call = c->calls; call; call = call->next)
+    rpc_call_update_held(call);
+}
+
 static void notify_writable(struct rpc_conn *c)
 {
-  if (c->n_want_writable == 0 || c->queued >= RPC_CONN_LOW_WATER)
+  update_held(c);
+  if (c->n_want_writable == 0 || rpc_conn_sendable(c) >= RPC_CONN_LOW_WATER)
     return;
   /* Callbacks may send, cancel or close: collect first, with references. */
   struct rpc_call *stack[64], **v = stack;

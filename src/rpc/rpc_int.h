@@ -35,7 +35,7 @@ struct rpc_call {
   unsigned is_server : 1, headers_sent : 1, finished : 1, half_closed : 1, remote_closed : 1,
       stream_closed : 1, done : 1, paused : 1, deferred : 1, want_writable : 1, half_close_told : 1,
       status_set : 1, out_eof : 1, timer_on : 1, started : 1, got_headers : 1, cancelled_by_us : 1,
-      deadline_hit : 1;
+      deadline_hit : 1, held : 1;
   int refs;
   char *method;
   const ProtobufCMessageDescriptor *desc;
@@ -81,7 +81,8 @@ struct rpc_conn {
   struct rpc_buf plain;    /* TLS: plaintext gathered for one SSL_write */
   struct rpc_buf inflight; /* the buffer the current uv_write sends */
   uv_write_t wreq;
-  size_t queued; /* sum of the calls' out buffers */
+  size_t queued;      /* sum of the calls' out buffers */
+  size_t queued_held; /* of which in calls the peer's stream window holds (call->held) */
   int n_want_writable;
   struct rpc_call *calls;
   size_t max_recv_msg;
@@ -98,6 +99,13 @@ struct rpc_conn {
   void *owner;                     /* ud for on_log */
   struct rpc_client *owner_client; /* client side */
 };
+
+/* Bytes queued in calls that the connection could send now: a stream the
+ * peer paused must not hold back the others. */
+static inline size_t rpc_conn_sendable(const struct rpc_conn *c)
+{
+  return c->queued - c->queued_held;
+}
 
 /* conn.c */
 struct rpc_conn *rpc_conn_new(uv_loop_t *loop, int is_server, SSL_CTX *tls,
@@ -131,6 +139,10 @@ void rpc_call_conn_lost(struct rpc_call *call, int code);
 void rpc_call_set_status(struct rpc_call *call, int code, const char *message);
 void rpc_call_start_deadline(struct rpc_call *call, int64_t ms);
 void rpc_call_check_writable(struct rpc_call *call);
+/* Notes whether the call's queue waits on the peer's stream window (the peer
+ * stopped reading that stream) rather than on the connection: such bytes
+ * don't count against the connection's marks (rpc_conn_sendable). */
+void rpc_call_update_held(struct rpc_call *call);
 void rpc_call_fail_local(struct rpc_call *call, int code, const char *message);
 nghttp2_data_provider rpc_call_data_provider(struct rpc_call *call);
 /* Builds nghttp2 header arrays from a list; values of -bin keys base64. The

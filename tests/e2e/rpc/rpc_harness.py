@@ -404,12 +404,13 @@ class InprocCall:
 def call_args(method, target, tls=None, message="hello", payload_size=0, repeat=0, delay_ms=0,
               fail_code=0, count=1, metadata=(), timeout_ms=None, concurrency=1,
               cancel_after_ms=None, read_delay_ms=0, max_message_size=None,
-              keepalive=None, server_name=None, quiet=False):
+              keepalive=None, server_name=None, quiet=False, paused_calls=0):
     """The `call` command line of the CLI contract for these options."""
     a = ["call", "--target", target, method, "--message", message]
     tls = tls or {}
     for opt, val in (("--payload-size", payload_size), ("--repeat", repeat), ("--delay-ms", delay_ms),
-                     ("--fail-code", fail_code), ("--read-delay-ms", read_delay_ms)):
+                     ("--fail-code", fail_code), ("--read-delay-ms", read_delay_ms),
+                     ("--paused-calls", paused_calls)):
         if val:
             a += [opt, str(val)]
     if count != 1:

@@ -53,16 +53,57 @@ static int stream_open(const struct rpc_call *call)
          !call->stream_closed;
 }
 
-/* The application took n received bytes: the stream's window gets them
- * back (the connection's got them back on arrival, h2.c on_data_chunk), so
- * a reader that pauses holds back its own stream only. */
-static void consume(struct rpc_call *call, size_t n)
+/* Flow control of received bytes. The stream's window comes back only as
+ * the application takes the bytes, so a paused reader holds back its own
+ * stream and buffers at most one stream window (call->in). The connection's
+ * comes back as bytes arrive: a paused stream must not stop the others on
+ * its connection. That holds while the connection buffers under
+ * RPC_CONN_PAUSED_MAX for its paused streams; past it, the connection's
+ * window too waits for the application (call->in_owed), so that many paused
+ * streams can't make one connection hold more than that plus a window. */
+static void credit_stream(struct rpc_call *call, size_t n)
 {
-  struct rpc_conn *c = call->conn;
   if (!n || !stream_open(call))
     return;
-  nghttp2_session_consume_stream(c->ng, call->stream_id, n);
+  nghttp2_session_consume_stream(call->conn->ng, call->stream_id, n);
+  rpc_conn_want_flush(call->conn);
+}
+
+static void credit_conn(struct rpc_conn *c, size_t n)
+{
+  if (!n || !c || !c->ng || c->closing)
+    return;
+  nghttp2_session_consume_connection(c->ng, n);
   rpc_conn_want_flush(c);
+}
+
+/* Received bytes the reader did not take now. */
+static void in_add(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+  struct rpc_conn *c = call->conn;
+  rpc_buf_append(&call->in, p, n);
+  if (c->paused_bytes + n <= RPC_CONN_PAUSED_MAX)
+    credit_conn(c, n);
+  else
+    call->in_owed += n;
+  c->paused_bytes += n;
+}
+
+/* The reader took (or the call dropped) n buffered bytes. */
+static void in_take(struct rpc_call *call, size_t n)
+{
+  size_t have = rpc_buf_size(&call->in);
+  if (n > have)
+    n = have; /* the call ended meanwhile and dropped them all */
+  if (!n)
+    return;
+  rpc_buf_consume(&call->in, n);
+  size_t owed = n < call->in_owed ? n : call->in_owed;
+  call->in_owed -= owed;
+  if (call->conn)
+    call->conn->paused_bytes -= n;
+  credit_stream(call, n);
+  credit_conn(call->conn, owed);
 }
 
 /* Every change of call->out goes through these two: the connection's sums. */
@@ -118,9 +159,8 @@ static void call_done(struct rpc_call *call)
     call->want_writable = 0;
     queue_sub(call, rpc_buf_size(&call->out));
     call->held = 0;
-    size_t unread = rpc_buf_size(&call->in);
+    in_take(call, rpc_buf_size(&call->in));
     rpc_buf_release(&call->in);
-    consume(call, unread);
     /* Even while the connection closes: nghttp2 may still be parsing the
      * rest of a read and must not hand this (soon freed) call out again. */
     if (c->ng && call->stream_id > 0 && !call->stream_closed)
@@ -421,9 +461,7 @@ static void frame_error(struct rpc_call *call, int err)
   if (call->is_server) {
     rpc_call_finish(call, code, msg);
     /* No more input for a finished call. */
-    size_t unread = rpc_buf_size(&call->in);
-    rpc_buf_consume(&call->in, unread);
-    consume(call, unread);
+    in_take(call, rpc_buf_size(&call->in));
   } else {
     rpc_call_fail_local(call, code, msg);
   }
@@ -513,16 +551,22 @@ static size_t feed(struct rpc_call *call, const uint8_t *p, size_t n)
 
 void rpc_call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+  /* The connection outlives this read; the call may end during feed(). */
+  struct rpc_conn *c = call->conn;
   rpc_call_ref(call);
   if (input_closed(call)) {
-    consume(call, n);
+    credit_stream(call, n);
+    credit_conn(c, n);
   } else if (call->paused || rpc_buf_size(&call->in)) {
-    rpc_buf_append(&call->in, p, n);
+    in_add(call, p, n);
   } else {
     size_t used = feed(call, p, n);
-    consume(call, used);
-    if (used < n && !call->done)
-      rpc_buf_append(&call->in, p + used, n - used);
+    credit_stream(call, used);
+    credit_conn(c, used);
+    if (used < n && call->done)
+      credit_conn(c, n - used); /* nobody will read the rest */
+    else if (used < n)
+      in_add(call, p + used, n - used);
   }
   rpc_call_unref(call);
 }
@@ -548,13 +592,9 @@ void rpc_call_resume_reading(rpc_call *call)
   rpc_call_ref(call);
   while (!call->paused && !call->done && rpc_buf_size(&call->in)) {
     size_t used = feed(call, call->in.p + call->in.off, rpc_buf_size(&call->in));
-    rpc_buf_consume(&call->in, used);
-    consume(call, used);
-    if (input_closed(call)) {
-      size_t rest = rpc_buf_size(&call->in);
-      rpc_buf_consume(&call->in, rest);
-      consume(call, rest);
-    }
+    in_take(call, used);
+    if (input_closed(call))
+      in_take(call, rpc_buf_size(&call->in));
   }
   check_input_end(call);
   rpc_call_unref(call);

@@ -174,17 +174,13 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
                          size_t len, void *ud)
 {
   struct rpc_conn *c = ud;
-  /* The connection's window comes back as bytes arrive, the stream's only
-   * as the application takes them (call.c consume): a paused reader stops
-   * its own stream, never the connection, and buffers at most one stream
-   * window. */
-  nghttp2_session_consume_connection(ng, len);
   struct rpc_call *call = stream_call(c, id);
   if (!call || call->done) {
-    /* Nobody reads it: give the stream's window back at once too. */
-    nghttp2_session_consume_stream(ng, id, len);
+    /* Nobody reads it: give the windows back at once. */
+    nghttp2_session_consume(ng, id, len);
     return 0;
   }
+  /* The call gives the windows back (call.c, "Flow control"). */
   rpc_call_recv_data(call, data, len);
   return 0;
 }

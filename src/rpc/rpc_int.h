@@ -13,15 +13,23 @@
 #include <sys/socket.h>
 
 /* Backpressure marks. A send above either high mark returns 1; on_writable
- * fires once the call and its connection are both under their low marks. */
+ * fires once the call and its connection are both under their low marks.
+ * The connection's count only what it could send now (rpc_conn_sendable):
+ * not the queue of a stream whose window the peer keeps closed. */
 #define RPC_CALL_HIGH_WATER RPC_SEND_HIGH_WATER
 #define RPC_CALL_LOW_WATER  (128u * 1024)
 #define RPC_CONN_HIGH_WATER (4u * 1024 * 1024)
 #define RPC_CONN_LOW_WATER  (1u * 1024 * 1024)
 /* Unwritten socket output we let nghttp2 produce ahead of the kernel. */
-#define RPC_CONN_OUT_MAX       (256u * 1024)
+#define RPC_CONN_OUT_MAX (256u * 1024)
+/* Receive windows (call.c, "Flow control"). A stream's is also what a
+ * paused reader buffers at most. The connection's is given back as bytes
+ * arrive, so it only needs to cover what is in flight on the link; while
+ * paused streams buffer more than RPC_CONN_PAUSED_MAX in all, it waits for
+ * the readers too. */
 #define RPC_CONN_WINDOW        (16 * 1024 * 1024)
 #define RPC_STREAM_WINDOW      (2 * 1024 * 1024)
+#define RPC_CONN_PAUSED_MAX    (64u * 1024 * 1024)
 #define RPC_SERVER_MAX_STREAMS 4096
 #define RPC_RBUF_SIZE          (64 * 1024)
 
@@ -45,6 +53,7 @@ struct rpc_call {
   struct rpc_mdlist hdr_in, trl_in, hdr_out, trl_out;
   struct rpc_deframer df;
   struct rpc_buf in;  /* received bytes not yet deframed (while paused) */
+  size_t in_owed;     /* of which the connection's window has not had back */
   struct rpc_buf out; /* framed messages not yet taken by nghttp2 */
   int rx_status;      /* client: grpc-status received, -1 none */
   int code;           /* final status */
@@ -81,8 +90,9 @@ struct rpc_conn {
   struct rpc_buf plain;    /* TLS: plaintext gathered for one SSL_write */
   struct rpc_buf inflight; /* the buffer the current uv_write sends */
   uv_write_t wreq;
-  size_t queued;      /* sum of the calls' out buffers */
-  size_t queued_held; /* of which in calls the peer's stream window holds (call->held) */
+  size_t paused_bytes; /* sum of the calls' in buffers (received, not taken) */
+  size_t queued;       /* sum of the calls' out buffers */
+  size_t queued_held;  /* of which in calls the peer's stream window holds (call->held) */
   int n_want_writable;
   struct rpc_call *calls;
   size_t max_recv_msg;

@@ -1,6 +1,6 @@
 /* test_rpc_call.c - calls between a server and a client of src/rpc on one
  * loop, over a unix socket: the send queue's high-water signal and its hard
- * cap (RPC_E_QUEUE_FULL). */
+ * cap (RPC_E_QUEUE_FULL); what a connection buffers for paused readers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,8 +12,11 @@
 #include <cmocka.h>
 
 #include "rpc/rpc.h"
+#include "rpc/rpc_int.h" /* struct rpc_conn: what a connection buffers */
 
-#define METHOD "/drover.test.v1.T/Stream"
+#define METHOD  "/drover.test.v1.T/Stream"
+#define PAUSED  "/drover.test.v1.T/Paused"
+#define NPAUSED 48
 
 struct fixture {
   uv_loop_t loop;
@@ -26,6 +29,10 @@ struct fixture {
   int writable, done, code;
   char reply[64];
   uint8_t *big;
+  /* paused streams */
+  rpc_call *paused[NPAUSED];
+  size_t npaused, ok;
+  struct rpc_conn *srv_conn;
 };
 
 static void s_message(rpc_call *call, struct rpc_msg *m, void *ud)
@@ -44,8 +51,27 @@ static void s_half_close(rpc_call *call, void *ud)
   rpc_call_finish(call, RPC_OK, NULL);
 }
 
+/* A reader that stops at once: the client's bytes wait at the server. */
+static void s_paused_start(rpc_call *call, void *ud)
+{
+  struct fixture *f = ud;
+  rpc_call_pause_reading(call);
+  assert_true(f->npaused < NPAUSED);
+  f->paused[f->npaused++] = call;
+  f->srv_conn = call->conn;
+}
+
+static void s_paused_half_close(rpc_call *call, void *ud)
+{
+  rpc_call_finish(call, RPC_OK, NULL);
+}
+
 static const struct rpc_method methods[] = {
     {METHOD, RPC_CLIENT_STREAM, NULL, {.on_message = s_message, .on_half_close = s_half_close}},
+    {PAUSED,
+     RPC_CLIENT_STREAM,
+     NULL,
+     {.on_start = s_paused_start, .on_message = s_message, .on_half_close = s_paused_half_close}},
 };
 
 static int setup(void **state)
@@ -57,7 +83,7 @@ static int setup(void **state)
   assert_non_null(mkdtemp(f->dir));
   snprintf(f->addr, sizeof(f->addr), "unix:%s/s.sock", f->dir);
   struct rpc_server_opts so = {
-      .methods = methods, .n_methods = 1, .max_recv_msg = 16u << 20, .ud = f};
+      .methods = methods, .n_methods = 2, .max_recv_msg = 16u << 20, .ud = f};
   assert_int_equal(rpc_server_new(&f->loop, &so, &f->srv), 0);
   assert_int_equal(rpc_server_listen(f->srv, f->addr), 0);
   struct rpc_client_opts co = {.target = f->addr, .ud = f};
@@ -172,6 +198,61 @@ static void test_rpc_call_queue_cap_big_message(void **state)
   assert_int_equal(f->code, RPC_CANCELLED);
 }
 
+static void p_done(rpc_call *call, const struct rpc_status *st, void *ud)
+{
+  struct fixture *f = ud;
+  f->done++;
+  f->ok += st->code == RPC_OK;
+}
+
+/* Runs the loop until the server's paused bytes stop changing. One process,
+ * non-blocking polls: 2000 turns with nothing new means nothing is moving. */
+static size_t settle(struct fixture *f)
+{
+  size_t last = (size_t)-1;
+  for (int still = 0, i = 0; still < 2000 && i < 2000000; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    size_t now = f->srv_conn ? f->srv_conn->paused_bytes : 0;
+    still = now == last ? still + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+/* 48 streams whose server-side reader paused at once, each sent more than a
+ * stream window: the connection's window comes back for what they buffer
+ * until the connection holds RPC_CONN_PAUSED_MAX for them, then no more, so
+ * it never holds more than that plus one connection window (48 full stream
+ * windows would be 96 MiB). Resumed, every byte arrives: the credit held
+ * back is returned. */
+static void test_rpc_call_paused_streams_bounded(void **state)
+{
+  struct fixture *f = *state;
+  const size_t len = (5u << 20) / 2; /* 2.5 MiB: more than a stream window */
+  for (int i = 0; i < NPAUSED; i++) {
+    struct rpc_call_opts o = {.method = PAUSED, .h = {.on_done = p_done}, .ud = f};
+    rpc_call *call;
+    assert_int_equal(rpc_call_start(f->cli, &o, &call), 0);
+    assert_int_equal(rpc_call_send_bytes(call, f->big, len), 1);
+    assert_int_equal(rpc_call_half_close(call), 0);
+  }
+  size_t held = settle(f);
+  assert_int_equal(f->npaused, NPAUSED);
+  assert_true(held >= RPC_CONN_PAUSED_MAX);
+  assert_true(held <= RPC_CONN_PAUSED_MAX + RPC_CONN_WINDOW);
+  assert_int_equal(f->done, 0);
+
+  for (size_t i = 0; i < f->npaused; i++)
+    rpc_call_resume_reading(f->paused[i]);
+  for (int i = 0; f->done < NPAUSED && i < 2000000; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(f->done, NPAUSED);
+  assert_int_equal(f->ok, NPAUSED);
+  assert_int_equal(f->srv_msgs, NPAUSED);
+  assert_int_equal(f->srv_bytes, NPAUSED * len);
+  assert_int_equal(f->srv_conn->paused_bytes, 0);
+}
+
 int main(int argc, char **argv)
 {
   /* argv[1]: run only the cases matching this pattern, e.g. "test_rpc_call_*" */
@@ -180,6 +261,7 @@ int main(int argc, char **argv)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_rpc_call_queue_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rpc_call_queue_cap_big_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rpc_call_paused_streams_bounded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -274,6 +274,7 @@ int echo_call(int argc, char **argv)
       {"keepalive-timeout", required_argument, 0, 'o'},
       {"read-delay-ms", required_argument, 0, 'R'},
       {"paused-calls", required_argument, 0, 'P'},
+      {"connect-timeout", required_argument, 0, 'N'},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0},
@@ -357,6 +358,9 @@ int echo_call(int argc, char **argv)
       break;
     case 'P':
       c.paused_calls = echo_num("paused-calls", optarg);
+      break;
+    case 'N':
+      co.connect_timeout_ms = (unsigned)echo_num("connect-timeout", optarg);
       break;
     case 'q':
       c.quiet = 1;

@@ -655,10 +655,12 @@ void rpc_call_stream_closed(struct rpc_call *call, uint32_t h2_error)
 void rpc_call_conn_lost(struct rpc_call *call, int code)
 {
   if (!call->status_set) {
-    char msg[160];
+    char msg[600];
     int err = call->conn ? call->conn->err : 0;
     if (code == RPC_CANCELLED)
       snprintf(msg, sizeof(msg), "cancelled: connection closed");
+    else if (call->conn && call->conn->why)
+      snprintf(msg, sizeof(msg), "%s", call->conn->why);
     else if (err && err != RPC_E_CLOSED)
       snprintf(msg, sizeof(msg), "connection lost: %s", rpc_strerror(err));
     else

@@ -241,7 +241,7 @@ static void write_cb(uv_write_t *req, int status)
 
 static void start_write(struct rpc_conn *c)
 {
-  if (c->writing || rpc_buf_size(&c->out) == 0 || c->closed)
+  if (c->writing || rpc_buf_size(&c->out) == 0 || c->closed || !c->io_init)
     return;
   /* A small output (a unary call's request or reply: one write per side)
    * goes to the socket at once. Through uv_write it would cost, even when
@@ -469,6 +469,7 @@ static void conn_maybe_free(struct rpc_conn *c)
   rpc_buf_release(&c->inflight);
   free(c->peer_subject);
   free(c->authority);
+  free(c->why);
   if (!c->rbuf_shared)
     free(c->rbuf);
   if (c->ssl)

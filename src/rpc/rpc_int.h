@@ -100,6 +100,7 @@ struct rpc_conn {
   char peer[320];
   char *peer_subject;
   char *authority;
+  char *why; /* why it could not be made (client: the addresses tried), or NULL */
   const char *scheme;
   struct rpc_server *srv;                        /* server side: method table, logging */
   struct rpc_conn *prev, *next;                  /* in the server's list */

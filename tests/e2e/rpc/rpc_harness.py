@@ -404,7 +404,7 @@ class InprocCall:
 def call_args(method, target, tls=None, message="hello", payload_size=0, repeat=0, delay_ms=0,
               fail_code=0, count=1, metadata=(), timeout_ms=None, concurrency=1,
               cancel_after_ms=None, read_delay_ms=0, max_message_size=None,
-              keepalive=None, server_name=None, quiet=False, paused_calls=0):
+              keepalive=None, server_name=None, quiet=False, paused_calls=0, connect_timeout=None):
     """The `call` command line of the CLI contract for these options."""
     a = ["call", "--target", target, method, "--message", message]
     tls = tls or {}
@@ -425,6 +425,8 @@ def call_args(method, target, tls=None, message="hello", payload_size=0, repeat=
         a += ["--cancel-after-ms", str(cancel_after_ms)]
     if max_message_size:
         a += ["--max-message-size", str(max_message_size)]
+    if connect_timeout:
+        a += ["--connect-timeout", str(connect_timeout)]
     if keepalive:
         a += ["--keepalive-interval", str(keepalive[0]), "--keepalive-timeout", str(keepalive[1])]
     if tls.get("tls_ca"):
@@ -451,10 +453,13 @@ class Env:
     def server_cmd(self, kind):
         return list(self.rpc_echo) if kind == "ours" else [PYTHON, GRPC_ECHO]
 
-    def start_server(self, kind, transport, extra=(), max_message_size=MAX_MSG, listen=None):
+    def start_server(self, kind, transport, extra=(), max_message_size=MAX_MSG, listen=None,
+                     wrap=()):
+        """wrap: a command that runs the server (e.g. in namespaces, ns_wrap())."""
         self.n += 1
         sockdir = tempfile.mkdtemp(prefix="drv-rpc-", dir="/tmp")
-        cmd = self.server_cmd(kind) + ["serve", "--listen", listen or transport.listen(sockdir)]
+        cmd = list(wrap) + self.server_cmd(kind)
+        cmd += ["serve", "--listen", listen or transport.listen(sockdir)]
         cmd += transport.server_args(self.certs)
         if max_message_size:
             cmd += ["--max-message-size", str(max_message_size)]
@@ -512,7 +517,7 @@ class Pair:
         return f"{self.direction}/{self.transport}"
 
     def start_call(self, method, tls=None, server_name=None, proc_client=False, fresh_rss=False,
-                   **kw):
+                   wrap=(), **kw):
         """Starts a call; .result() gives a Result. The client is grpcio in this process
         when our server is under test, else drover-rpc-echo call (proc_client: the
         grpcio twin as a process, for tests that must stop the client)."""
@@ -521,7 +526,7 @@ class Pair:
         ctx = self.server.tail()
         if not self.ours_server or proc_client:
             base = self.env.rpc_echo if not self.ours_server else [PYTHON, GRPC_ECHO]
-            c = CliCall(base + call_args(method, self.target, tls, server_name=server_name, **kw), ctx,
+            c = CliCall(list(wrap) + base + call_args(method, self.target, tls, server_name=server_name, **kw), ctx,
                         fresh_rss)
             self.env.calls.append(c)
             return c

@@ -199,7 +199,7 @@ static void attempt_cb(uv_connect_t *req, int status)
     return; /* aborted: attempt_abort closes it */
   c->att = NULL;
   if (!conn || conn->closing) {
-    uv_close((uv_handle_t *)&a->tcp, attempt_closed);
+    attempt_close(a);
     return;
   }
   int r = status;

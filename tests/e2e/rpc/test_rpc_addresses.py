@@ -4,6 +4,7 @@ the processes under test run in a mount namespace (unshare -m) whose /etc/hosts 
 maps it to ::1; the resolver then lists [::1] first. Tests that take an address
 family away run in a network namespace of their own as well (unshare -n)."""
 import json
+import re
 import socket
 import subprocess
 
@@ -186,3 +187,41 @@ def test_rpc_client_gives_up_on_a_silent_address(rpc_env, hosts):
         hole.close()
     expect(r, 0, server)
     server.stop_checked()
+
+
+def _black_hole(family, host, port):
+    """A listener on host:port whose backlog is full: further SYNs go unanswered."""
+    hole = socket.socket(family)
+    hole.bind((host, port))
+    hole.listen(0)
+    filler = socket.create_connection((host, port), timeout=5)
+    return [filler, hole]
+
+
+def test_rpc_client_connect_timeout_names_silent_addresses(rpc_echo, hosts):
+    """Neither address answers: within --connect-timeout 3000 the call fails with
+    status 14, naming both addresses and how long each was given."""
+    port, socks = _bound_not_listening()
+    for s in socks:
+        s.close()
+    try:
+        holes = _black_hole(socket.AF_INET6, "::1", port) + \
+            _black_hole(socket.AF_INET, "127.0.0.1", port)
+    except OSError as e:
+        pytest.skip(f"port {port} was taken meanwhile: {e}")
+    try:
+        p = subprocess.run(ns_wrap(hosts) + rpc_echo + ["call", "--target", f"localhost:{port}",
+                                                        "Unary", "--connect-timeout", "3000"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        for s in holes:
+            s.close()
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    final = json.loads(p.stdout.strip().splitlines()[-1])
+    assert final["status"] == 14, final
+    # [::1] had half of what was left once the name was resolved; 127.0.0.1 the rest.
+    m = re.fullmatch(rf"cannot connect to 'localhost:{port}' within 3000 ms: tried "
+                     rf"\[::1\]:{port} \(no answer within (\d+) ms\), "
+                     rf"127\.0\.0\.1:{port} \(no answer\)", final["message"])
+    assert m and 1000 <= int(m.group(1)) <= 1500, final
+    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr

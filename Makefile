@@ -18,7 +18,7 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Db_ndebug=if-release >/dev/null
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled >/dev/null
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -36,7 +36,12 @@ demo: build
 test: build-asan
 	$(MAKE) --no-print-directory unit e2e
 
-unit:
+# A suite that runs nothing passes in meson: fail instead (a build dir
+# configured without cmocka has no unit tests at all; --list then fails).
+unit: $(ASAN_BUILD)/build.ninja
+	@meson test -C $(ASAN_BUILD) --no-rebuild --list --suite unit >/dev/null 2>&1 || { \
+	  echo "error: no unit tests in '$(ASAN_BUILD)': cmocka was missing when it was configured;" \
+	       "run 'make deps', then 'meson configure $(ASAN_BUILD) -Dtests=enabled'" >&2; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit
 

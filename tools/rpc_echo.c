@@ -17,7 +17,8 @@ void echo_usage(void)
         "           [--count N] [--metadata K=V]... [--timeout MS] [--tls-ca F [--tls-cert F\n"
         "           --tls-key F] [--server-name NAME]] [--max-message-size BYTES]\n"
         "           [--concurrency N] [--cancel-after-ms N] [--keepalive-interval MS\n"
-        "           --keepalive-timeout MS] [--read-delay-ms N] [--quiet]\n"
+        "           --keepalive-timeout MS] [--read-delay-ms N] [--paused-calls N]\n"
+        "           [--connect-timeout MS] [--quiet]\n"
         "       drover-rpc-echo bench --target ADDR --mode unary|stream [--size BYTES]\n"
         "           [--seconds N] [--concurrency N] [--tls-ca F] [--server-name NAME]\n"
         "           [--busy-poll]\n"
@@ -75,8 +76,9 @@ struct ecall {
   uv_timer_t timer;
   unsigned timer_running : 1, delay_done : 1, blocked : 1, finish_after : 1, done : 1,
       reading_paused : 1;
-  uint32_t nreq; /* requests seen */
-  char *joined;  /* ClientStream: messages joined with "," */
+  uint32_t nreq;        /* requests seen */
+  uint32_t ncompressed; /* of which arrived compressed (reported in a trailer) */
+  char *joined;         /* ClientStream: messages joined with "," */
   size_t joined_len;
   uint8_t *payload; /* ClientStream: payloads concatenated */
   size_t payload_len;
@@ -171,8 +173,14 @@ static void pump(struct ecall *e)
     e->reading_paused = 0;
     rpc_call_resume_reading(e->call);
   }
-  if (!e->head && e->finish_after && !e->done)
+  if (!e->head && e->finish_after && !e->done) {
+    if (e->ncompressed) {
+      char n[16];
+      snprintf(n, sizeof(n), "%u", e->ncompressed);
+      rpc_md_adds(rpc_call_trailers_out(e->call), "x-compressed-requests", n);
+    }
     rpc_call_finish(e->call, RPC_OK, NULL);
+  }
 }
 
 static void on_start(rpc_call *call, void *ud)
@@ -210,6 +218,7 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   if (e->finish_after)
     return;
   e->nreq++;
+  e->ncompressed += m->compressed ? 1 : 0;
   if (req->message && strcmp(req->message, "cancel-me") == 0) {
     rpc_call_cancel(call);
     return;

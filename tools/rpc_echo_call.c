@@ -16,7 +16,7 @@ struct ccall {
   int id;
   rpc_call *call;
   uint32_t sent;
-  int half_closed, done;
+  int half_closed, done, paused;
   uv_timer_t read_timer;
 };
 
@@ -29,11 +29,13 @@ struct cli {
   uint8_t *packed;
   size_t packed_len;
   long long count, concurrency, cancel_after, read_delay, timeout;
+  long long paused_calls, active_done; /* --paused-calls; calls after them that ended */
   int quiet;
   struct rpc_md md[64];
   size_t nmd;
   struct ccall *calls;
   long long done, ok, replies;
+  long long compressed_replies; /* replies the server sent compressed */
   long long codes[17], other_codes;
   int status_code;
   char *status_msg;
@@ -137,6 +139,7 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   struct cli *c = cc->cli;
   Drover__Test__V1__EchoReply *r = (Drover__Test__V1__EchoReply *)m->msg;
   c->replies++;
+  c->compressed_replies += m->compressed ? 1 : 0;
   if (!c->quiet) {
     json_t *j = json_object();
     json_object_set_new(j, "index", json_integer(r->index));
@@ -145,7 +148,12 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     print_json(j);
     c->unflushed = 1;
   }
-  if (c->read_delay > 0) {
+  if (cc->id < c->paused_calls && !cc->paused) {
+    /* Stops reading for good: the peer fills this stream's window and
+     * then waits, while the other calls on the connection go on. */
+    cc->paused = 1;
+    rpc_call_pause_reading(call);
+  } else if (c->read_delay > 0) {
     rpc_call_pause_reading(call);
     uv_timer_start(&cc->read_timer, read_timer_cb, (uint64_t)c->read_delay, 0);
   }
@@ -169,6 +177,7 @@ static void finish(struct cli *c)
   json_object_set_new(j, "status_name", json_string(rpc_code_name(c->status_code)));
   json_object_set_new(j, "message", json_string(c->status_msg ? c->status_msg : ""));
   json_object_set_new(j, "replies", json_integer(c->replies));
+  json_object_set_new(j, "compressed_replies", json_integer(c->compressed_replies));
   json_object_set(j, "headers", c->headers ? c->headers : json_object());
   json_object_set(j, "trailers", c->trailers ? c->trailers : json_object());
   json_object_set_new(j, "calls", json_integer(c->concurrency));
@@ -212,6 +221,11 @@ static void on_done(rpc_call *call, const struct rpc_status *st, void *ud)
     c->status_code = st->code;
     free(c->status_msg);
     c->status_msg = xstrdup(st->message ? st->message : "");
+  }
+  if (cc->id >= c->paused_calls && ++c->active_done == c->concurrency - c->paused_calls) {
+    for (long long i = 0; i < c->paused_calls; i++)
+      if (!c->calls[i].done)
+        rpc_call_cancel(c->calls[i].call);
   }
   if (++c->done == c->concurrency)
     finish(c);
@@ -259,6 +273,8 @@ int echo_call(int argc, char **argv)
       {"keepalive-interval", required_argument, 0, 'i'},
       {"keepalive-timeout", required_argument, 0, 'o'},
       {"read-delay-ms", required_argument, 0, 'R'},
+      {"paused-calls", required_argument, 0, 'P'},
+      {"connect-timeout", required_argument, 0, 'N'},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0},
@@ -340,6 +356,12 @@ int echo_call(int argc, char **argv)
     case 'R':
       c.read_delay = echo_num("read-delay-ms", optarg);
       break;
+    case 'P':
+      c.paused_calls = echo_num("paused-calls", optarg);
+      break;
+    case 'N':
+      co.connect_timeout_ms = (unsigned)echo_num("connect-timeout", optarg);
+      break;
     case 'q':
       c.quiet = 1;
       break;
@@ -355,6 +377,14 @@ int echo_call(int argc, char **argv)
       c.concurrency < 1 || (!tls.cert != !tls.key)) {
     fprintf(stderr, "error: call needs --target ADDR and one method: Unary, ServerStream, "
                     "ClientStream or Bidi\n");
+    echo_usage();
+    return 2;
+  }
+  if (c.paused_calls >= c.concurrency) {
+    fprintf(stderr,
+            "error: option '--paused-calls': %lld must be below --concurrency (%lld): "
+            "one call at least must read\n",
+            c.paused_calls, c.concurrency);
     echo_usage();
     return 2;
   }

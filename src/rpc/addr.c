@@ -8,7 +8,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-int addr_parse(const char *s, struct rpc_addr *a)
+int rpc_addr_parse(const char *s, struct rpc_addr *a)
 {
   memset(a, 0, sizeof(*a));
   if (strncmp(s, "unix:", 5) == 0) {
@@ -51,7 +51,7 @@ int addr_parse(const char *s, struct rpc_addr *a)
   return 0;
 }
 
-void addr_format(const struct sockaddr *sa, char *buf, size_t len)
+void rpc_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 {
   char ip[INET6_ADDRSTRLEN] = "?";
   if (sa->sa_family == AF_INET) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rpc_call *call_new(struct rpc_conn *c, int is_server)
+struct rpc_call *rpc_call_new(struct rpc_conn *c, int is_server)
 {
   struct rpc_call *call = xcalloc(1, sizeof(*call));
   call->conn = c;
@@ -24,12 +24,12 @@ struct rpc_call *call_new(struct rpc_conn *c, int is_server)
   return call;
 }
 
-void call_ref(struct rpc_call *call)
+void rpc_call_ref(struct rpc_call *call)
 {
   call->refs++;
 }
 
-void call_unref(struct rpc_call *call)
+void rpc_call_unref(struct rpc_call *call)
 {
   if (--call->refs > 0)
     return;
@@ -53,22 +53,92 @@ static int stream_open(const struct rpc_call *call)
          !call->stream_closed;
 }
 
-/* Returns received bytes to the flow-control windows. */
-static void consume(struct rpc_call *call, size_t n)
+/* Flow control of received bytes. The stream's window comes back only as
+ * the application takes the bytes, so a paused reader holds back its own
+ * stream and buffers at most one stream window (call->in). The connection's
+ * comes back as bytes arrive: a paused stream must not stop the others on
+ * its connection. That holds while the connection buffers under
+ * RPC_CONN_PAUSED_MAX for its paused streams; past it, the connection's
+ * window too waits for the application (call->in_owed), so that many paused
+ * streams can't make one connection hold more than that plus a window. */
+static void credit_stream(struct rpc_call *call, size_t n)
 {
-  struct rpc_conn *c = call->conn;
+  if (!n || !stream_open(call))
+    return;
+  nghttp2_session_consume_stream(call->conn->ng, call->stream_id, n);
+  rpc_conn_want_flush(call->conn);
+}
+
+static void credit_conn(struct rpc_conn *c, size_t n)
+{
   if (!n || !c || !c->ng || c->closing)
     return;
-  if (stream_open(call))
-    nghttp2_session_consume(c->ng, call->stream_id, n);
+  nghttp2_session_consume_connection(c->ng, n);
+  rpc_conn_want_flush(c);
+}
+
+/* Received bytes the reader did not take now. */
+static void in_add(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+  struct rpc_conn *c = call->conn;
+  rpc_buf_append(&call->in, p, n);
+  if (c->paused_bytes + n <= RPC_CONN_PAUSED_MAX)
+    credit_conn(c, n);
   else
-    nghttp2_session_consume_connection(c->ng, n);
-  conn_want_flush(c);
+    call->in_owed += n;
+  c->paused_bytes += n;
+}
+
+/* The reader took (or the call dropped) n buffered bytes. */
+static void in_take(struct rpc_call *call, size_t n)
+{
+  size_t have = rpc_buf_size(&call->in);
+  if (n > have)
+    n = have; /* the call ended meanwhile and dropped them all */
+  if (!n)
+    return;
+  rpc_buf_consume(&call->in, n);
+  size_t owed = n < call->in_owed ? n : call->in_owed;
+  call->in_owed -= owed;
+  if (call->conn)
+    call->conn->paused_bytes -= n;
+  credit_stream(call, n);
+  credit_conn(call->conn, owed);
+}
+
+/* Every change of call->out goes through these two: the connection's sums. */
+static void queue_add(struct rpc_call *call, size_t n)
+{
+  call->conn->queued += n;
+  if (call->held)
+    call->conn->queued_held += n;
+}
+
+static void queue_sub(struct rpc_call *call, size_t n)
+{
+  call->conn->queued -= n;
+  if (call->held)
+    call->conn->queued_held -= n;
+}
+
+void rpc_call_update_held(struct rpc_call *call)
+{
+  struct rpc_conn *c = call->conn;
+  size_t n = rpc_buf_size(&call->out);
+  int held = n && stream_open(call) &&
+             nghttp2_session_get_stream_remote_window_size(c->ng, call->stream_id) <= 0;
+  if (held == call->held)
+    return;
+  call->held = held;
+  if (held)
+    c->queued_held += n;
+  else
+    c->queued_held -= n;
 }
 
 static void timer_closed(uv_handle_t *h)
 {
-  call_unref(h->data);
+  rpc_call_unref(h->data);
 }
 
 /* The end: on_done once, then the call's own reference goes. */
@@ -87,10 +157,10 @@ static void call_done(struct rpc_call *call)
     if (call->want_writable)
       c->n_want_writable--;
     call->want_writable = 0;
-    c->queued -= rpc_buf_size(&call->out);
-    size_t unread = rpc_buf_size(&call->in);
+    queue_sub(call, rpc_buf_size(&call->out));
+    call->held = 0;
+    in_take(call, rpc_buf_size(&call->in));
     rpc_buf_release(&call->in);
-    consume(call, unread);
     /* Even while the connection closes: nghttp2 may still be parsing the
      * rest of a read and must not hand this (soon freed) call out again. */
     if (c->ng && call->stream_id > 0 && !call->stream_closed)
@@ -109,10 +179,10 @@ static void call_done(struct rpc_call *call)
     call->h.on_done(call, &st, call->ud);
   }
   call->conn = NULL;
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_set_status(struct rpc_call *call, int code, const char *message)
+void rpc_call_set_status(struct rpc_call *call, int code, const char *message)
 {
   if (call->status_set)
     return;
@@ -127,26 +197,26 @@ void call_set_status(struct rpc_call *call, int code, const char *message)
 /* Adds the call's status (grpc-status, percent-encoded grpc-message) and its
  * trailing metadata to h. h borrows code and the returned message (free it):
  * both must live until the headers are submitted. */
-static char *add_status(struct hdrs *h, const struct rpc_call *call, char code[16])
+static char *add_status(struct rpc_hdrs *h, const struct rpc_call *call, char code[16])
 {
   char *msg = NULL;
   snprintf(code, 16, "%d", call->code);
-  hdrs_add(h, "grpc-status", code);
+  rpc_hdrs_add(h, "grpc-status", code);
   if (call->message && *call->message) {
     msg = rpc_pct_encode(call->message);
-    hdrs_add(h, "grpc-message", msg);
+    rpc_hdrs_add(h, "grpc-message", msg);
   }
-  hdrs_add_md(h, &call->trl_out);
+  rpc_hdrs_add_md(h, &call->trl_out);
   return msg;
 }
 
 static void submit_trailers(struct rpc_call *call, nghttp2_session *ng)
 {
-  struct hdrs h = {0};
+  struct rpc_hdrs h = {0};
   char code[16];
   char *msg = add_status(&h, call, code);
   nghttp2_submit_trailer(ng, call->stream_id, h.nv, h.n);
-  hdrs_release(&h);
+  rpc_hdrs_release(&h);
   free(msg);
 }
 
@@ -154,7 +224,6 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
                          nghttp2_data_source *src, void *ud)
 {
   struct rpc_call *call = src->ptr;
-  struct rpc_conn *c = ud;
   size_t have = rpc_buf_size(&call->out);
   if (have == 0 && !call->out_eof) {
     call->deferred = 1;
@@ -164,7 +233,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
   if (n) {
     memcpy(buf, call->out.p + call->out.off, n);
     rpc_buf_consume(&call->out, n);
-    c->queued -= n;
+    queue_sub(call, n);
   }
   if (n == have && call->out_eof) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -176,7 +245,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
   return (ssize_t)n;
 }
 
-nghttp2_data_provider call_data_provider(struct rpc_call *call)
+nghttp2_data_provider rpc_call_data_provider(struct rpc_call *call)
 {
   nghttp2_data_provider p;
   p.source.ptr = call;
@@ -187,21 +256,21 @@ nghttp2_data_provider call_data_provider(struct rpc_call *call)
 static void submit_response(struct rpc_call *call, int trailers_only)
 {
   struct rpc_conn *c = call->conn;
-  struct hdrs h = {0};
+  struct rpc_hdrs h = {0};
   char code[16];
   char *msg = NULL;
-  hdrs_add(&h, ":status", "200");
-  hdrs_add(&h, "content-type", "application/grpc");
-  hdrs_add_md(&h, &call->hdr_out);
+  rpc_hdrs_add(&h, ":status", "200");
+  rpc_hdrs_add(&h, "content-type", "application/grpc");
+  rpc_hdrs_add_md(&h, &call->hdr_out);
   if (trailers_only) {
     msg = add_status(&h, call, code);
     nghttp2_submit_response(c->ng, call->stream_id, h.nv, h.n, NULL);
   } else {
-    nghttp2_data_provider p = call_data_provider(call);
+    nghttp2_data_provider p = rpc_call_data_provider(call);
     nghttp2_submit_response(c->ng, call->stream_id, h.nv, h.n, &p);
   }
   call->headers_sent = 1;
-  hdrs_release(&h);
+  rpc_hdrs_release(&h);
   free(msg);
 }
 
@@ -215,28 +284,39 @@ static void kick(struct rpc_call *call)
     call->deferred = 0;
     nghttp2_session_resume_data(c->ng, call->stream_id);
   }
-  conn_want_flush(c);
+  rpc_conn_want_flush(c);
 }
 
-static int send_check(const struct rpc_call *call)
+static void want_writable(struct rpc_call *call)
+{
+  if (!call->want_writable) {
+    call->want_writable = 1;
+    call->conn->n_want_writable++;
+  }
+}
+
+static int send_check(struct rpc_call *call)
 {
   if (call->done || !stream_open(call))
     return call->conn && !call->conn->closing ? RPC_E_STATE : RPC_E_CLOSED;
   if (call->is_server ? call->finished : call->half_closed || call->status_set)
     return RPC_E_STATE;
+  /* The high-water signal is advice; this is the bound for callers that
+   * ignore it, so that one call's queue can't take all the memory. */
+  if (rpc_buf_size(&call->out) >= RPC_SEND_QUEUE_MAX) {
+    want_writable(call);
+    return RPC_E_QUEUE_FULL;
+  }
   return 0;
 }
 
 static int after_send(struct rpc_call *call, size_t added)
 {
-  struct rpc_conn *c = call->conn;
-  c->queued += added;
+  queue_add(call, added);
   kick(call);
-  if (rpc_buf_size(&call->out) >= CALL_HIGH_WATER || c->queued >= CONN_HIGH_WATER) {
-    if (!call->want_writable) {
-      call->want_writable = 1;
-      c->n_want_writable++;
-    }
+  if (rpc_buf_size(&call->out) >= RPC_CALL_HIGH_WATER ||
+      rpc_conn_sendable(call->conn) >= RPC_CONN_HIGH_WATER) {
+    want_writable(call);
     return 1;
   }
   return 0;
@@ -272,12 +352,12 @@ int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg)
   return after_send(call, RPC_FRAME_HDR + len);
 }
 
-void call_check_writable(struct rpc_call *call)
+void rpc_call_check_writable(struct rpc_call *call)
 {
   struct rpc_conn *c = call->conn;
   if (!call->want_writable || call->done || !c)
     return;
-  if (rpc_buf_size(&call->out) >= CALL_LOW_WATER || c->queued >= CONN_LOW_WATER)
+  if (rpc_buf_size(&call->out) >= RPC_CALL_LOW_WATER || rpc_conn_sendable(c) >= RPC_CONN_LOW_WATER)
     return;
   call->want_writable = 0;
   c->n_want_writable--;
@@ -290,7 +370,7 @@ int rpc_call_send_headers(rpc_call *call)
   if (!call->is_server || call->headers_sent || call->finished || !stream_open(call))
     return RPC_E_STATE;
   submit_response(call, 0);
-  conn_want_flush(call->conn);
+  rpc_conn_want_flush(call->conn);
   return 0;
 }
 
@@ -319,12 +399,12 @@ int rpc_call_finish(rpc_call *call, int code, const char *message)
   if (!call->is_server || call->finished || call->done)
     return RPC_E_STATE;
   call->finished = 1;
-  call_set_status(call, code, message);
+  rpc_call_set_status(call, code, message);
   if (!stream_open(call))
     return 0;
   if (!call->headers_sent && rpc_buf_size(&call->out) == 0) {
     submit_response(call, 1);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
     return 0;
   }
   call->out_eof = 1;
@@ -333,16 +413,16 @@ int rpc_call_finish(rpc_call *call, int code, const char *message)
 }
 
 /* Ends a call from this side: status now, RST_STREAM CANCEL to the peer. */
-void call_fail_local(struct rpc_call *call, int code, const char *message)
+void rpc_call_fail_local(struct rpc_call *call, int code, const char *message)
 {
   if (call->done)
     return;
-  call_set_status(call, code, message);
+  rpc_call_set_status(call, code, message);
   if (call->is_server)
     call->finished = 1;
   if (stream_open(call)) {
     nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
   } else {
     call_done(call);
   }
@@ -357,8 +437,8 @@ int rpc_call_cancel(rpc_call *call)
   /* A server that already finished but still streams trailers out: a
    * cancel now still resets the stream; report what the handler asked. */
   call->status_set = 0;
-  call_set_status(call, RPC_CANCELLED, "cancelled");
-  call_fail_local(call, RPC_CANCELLED, "cancelled");
+  rpc_call_set_status(call, RPC_CANCELLED, "cancelled");
+  rpc_call_fail_local(call, RPC_CANCELLED, "cancelled");
   return 0;
 }
 
@@ -381,11 +461,9 @@ static void frame_error(struct rpc_call *call, int err)
   if (call->is_server) {
     rpc_call_finish(call, code, msg);
     /* No more input for a finished call. */
-    size_t unread = rpc_buf_size(&call->in);
-    rpc_buf_consume(&call->in, unread);
-    consume(call, unread);
+    in_take(call, rpc_buf_size(&call->in));
   } else {
-    call_fail_local(call, code, msg);
+    rpc_call_fail_local(call, code, msg);
   }
 }
 
@@ -401,7 +479,8 @@ static int deliver(void *ud, const uint8_t *data, size_t len)
   if (input_closed(call))
     return 1;
   uint8_t *plain = NULL;
-  if (call->df.flag) {
+  int compressed = call->df.flag;
+  if (compressed) {
     size_t n;
     int r = rpc_inflate(data, len, call->df.max_len, &plain, &n);
     if (r < 0) {
@@ -411,7 +490,7 @@ static int deliver(void *ud, const uint8_t *data, size_t len)
     data = plain;
     len = n;
   }
-  struct rpc_msg m = {data, len, NULL};
+  struct rpc_msg m = {data, len, NULL, compressed};
   if (call->desc) {
     m.msg = protobuf_c_message_unpack(call->desc, NULL, len, data);
     if (!m.msg) {
@@ -454,7 +533,7 @@ static void check_input_end(struct rpc_call *call)
   } else if (!call->out_eof && stream_open(call)) {
     /* The server ended the call before we half-closed: stop our side too. */
     nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_NO_ERROR);
-    conn_want_flush(call->conn);
+    rpc_conn_want_flush(call->conn);
   }
 }
 
@@ -470,28 +549,34 @@ static size_t feed(struct rpc_call *call, const uint8_t *p, size_t n)
   return (size_t)r;
 }
 
-void call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
+void rpc_call_recv_data(struct rpc_call *call, const uint8_t *p, size_t n)
 {
-  call_ref(call);
+  /* The connection outlives this read; the call may end during feed(). */
+  struct rpc_conn *c = call->conn;
+  rpc_call_ref(call);
   if (input_closed(call)) {
-    consume(call, n);
+    credit_stream(call, n);
+    credit_conn(c, n);
   } else if (call->paused || rpc_buf_size(&call->in)) {
-    rpc_buf_append(&call->in, p, n);
+    in_add(call, p, n);
   } else {
     size_t used = feed(call, p, n);
-    consume(call, used);
-    if (used < n && !call->done)
-      rpc_buf_append(&call->in, p + used, n - used);
+    credit_stream(call, used);
+    credit_conn(c, used);
+    if (used < n && call->done)
+      credit_conn(c, n - used); /* nobody will read the rest */
+    else if (used < n)
+      in_add(call, p + used, n - used);
   }
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_remote_end(struct rpc_call *call)
+void rpc_call_remote_end(struct rpc_call *call)
 {
   call->remote_closed = 1;
-  call_ref(call);
+  rpc_call_ref(call);
   check_input_end(call);
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
 void rpc_call_pause_reading(rpc_call *call)
@@ -504,40 +589,36 @@ void rpc_call_resume_reading(rpc_call *call)
   if (!call->paused || call->done)
     return;
   call->paused = 0;
-  call_ref(call);
+  rpc_call_ref(call);
   while (!call->paused && !call->done && rpc_buf_size(&call->in)) {
     size_t used = feed(call, call->in.p + call->in.off, rpc_buf_size(&call->in));
-    rpc_buf_consume(&call->in, used);
-    consume(call, used);
-    if (input_closed(call)) {
-      size_t rest = rpc_buf_size(&call->in);
-      rpc_buf_consume(&call->in, rest);
-      consume(call, rest);
-    }
+    in_take(call, used);
+    if (input_closed(call))
+      in_take(call, rpc_buf_size(&call->in));
   }
   check_input_end(call);
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
 /* ---- the end ----------------------------------------------------------------- */
 
-void call_stream_closed(struct rpc_call *call, uint32_t h2_error)
+void rpc_call_stream_closed(struct rpc_call *call, uint32_t h2_error)
 {
   call->stream_closed = 1;
   if (call->done)
     return;
-  call_ref(call);
+  rpc_call_ref(call);
   if (call->is_server) {
     if (!call->status_set || (!call->finished && !call->cancelled_by_us)) {
       /* The client reset the stream. A reset at the deadline is the client's
        * timer winning the race with ours: report it as what it is. */
       int64_t now = (int64_t)uv_now(call->loop);
       if (call->deadline && now + 20 >= call->deadline) {
-        server_call_log(call->conn, "deadline exceeded", call);
-        call_set_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        rpc_server_call_log(call->conn, "deadline exceeded", call);
+        rpc_call_set_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
       } else {
-        server_call_log(call->conn, "call cancelled", call);
-        call_set_status(call, RPC_CANCELLED, "cancelled by the client");
+        rpc_server_call_log(call->conn, "call cancelled", call);
+        rpc_call_set_status(call, RPC_CANCELLED, "cancelled by the client");
       }
     }
     call_done(call);
@@ -550,39 +631,41 @@ void call_stream_closed(struct rpc_call *call, uint32_t h2_error)
         call->status_set = 1;
         call->code = call->rx_status;
       } else if (h2_error == NGHTTP2_CANCEL) {
-        call_set_status(call, RPC_CANCELLED, "stream cancelled by the server");
+        rpc_call_set_status(call, RPC_CANCELLED, "stream cancelled by the server");
       } else if (h2_error == NGHTTP2_REFUSED_STREAM) {
-        call_set_status(call, RPC_UNAVAILABLE, "stream refused by the server");
+        rpc_call_set_status(call, RPC_UNAVAILABLE, "stream refused by the server");
       } else if (h2_error != NGHTTP2_NO_ERROR) {
         char msg[64];
         snprintf(msg, sizeof(msg), "stream reset by the server (http2 error %u)", h2_error);
-        call_set_status(call, RPC_INTERNAL, msg);
+        rpc_call_set_status(call, RPC_INTERNAL, msg);
       } else {
-        call_set_status(call, RPC_UNKNOWN, "response ended without grpc-status");
+        rpc_call_set_status(call, RPC_UNKNOWN, "response ended without grpc-status");
       }
       /* Buffered replies still go to the application before on_done. */
       if (rpc_buf_size(&call->in) && call->code == RPC_OK) {
-        call_unref(call);
+        rpc_call_unref(call);
         return;
       }
     }
     call_done(call);
   }
-  call_unref(call);
+  rpc_call_unref(call);
 }
 
-void call_conn_lost(struct rpc_call *call, int code)
+void rpc_call_conn_lost(struct rpc_call *call, int code)
 {
   if (!call->status_set) {
-    char msg[160];
+    char msg[600];
     int err = call->conn ? call->conn->err : 0;
     if (code == RPC_CANCELLED)
       snprintf(msg, sizeof(msg), "cancelled: connection closed");
+    else if (call->conn && call->conn->why)
+      snprintf(msg, sizeof(msg), "%s", call->conn->why);
     else if (err && err != RPC_E_CLOSED)
       snprintf(msg, sizeof(msg), "connection lost: %s", rpc_strerror(err));
     else
       snprintf(msg, sizeof(msg), "connection lost");
-    call_set_status(call, code, msg);
+    rpc_call_set_status(call, code, msg);
   }
   call_done(call);
 }
@@ -594,23 +677,23 @@ static void deadline_cb(uv_timer_t *t)
     return;
   call->deadline_hit = 1;
   if (call->is_server) {
-    server_call_log(call->conn, "deadline exceeded", call);
+    rpc_server_call_log(call->conn, "deadline exceeded", call);
     /* Trailers after what is already queued (cutting a message in half
      * would turn the status into a framing error at the client). */
     if (!call->finished)
       rpc_call_finish(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
   } else {
-    call_fail_local(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    rpc_call_fail_local(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
   }
 }
 
-void call_start_deadline(struct rpc_call *call, int64_t ms)
+void rpc_call_start_deadline(struct rpc_call *call, int64_t ms)
 {
   call->deadline = (int64_t)uv_now(call->loop) + ms;
   uv_timer_init(call->loop, &call->timer);
   call->timer.data = call;
   call->timer_on = 1;
-  call_ref(call); /* dropped when the timer handle has closed */
+  rpc_call_ref(call); /* dropped when the timer handle has closed */
   uv_timer_start(&call->timer, deadline_cb, (uint64_t)ms, 0);
 }
 

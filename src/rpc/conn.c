@@ -14,6 +14,7 @@ static void conn_maybe_free(struct rpc_conn *c);
 static void finish_close(struct rpc_conn *c);
 static void drain_wbio(struct rpc_conn *c);
 static void start_write(struct rpc_conn *c);
+static void flush(struct rpc_conn *c);
 
 /* Our frames on the stack may sit inside nghttp2: the session and handles
  * are only torn down once the outermost frame leaves. */
@@ -24,7 +25,7 @@ static void unbusy(struct rpc_conn *c)
     finish_close(c);
 }
 
-void conn_logf(struct rpc_conn *c, const char *fmt, ...)
+void rpc_conn_logf(struct rpc_conn *c, const char *fmt, ...)
 {
   if (!c->on_log)
     return;
@@ -36,7 +37,7 @@ void conn_logf(struct rpc_conn *c, const char *fmt, ...)
   c->on_log(c->owner, line);
 }
 
-void conn_ignore_sigpipe(void)
+void rpc_conn_ignore_sigpipe(void)
 {
   /* libuv writes with write(2): a peer that went away would kill the whole
    * process with SIGPIPE. Only a default disposition is changed. */
@@ -52,12 +53,12 @@ static void idle_cb(uv_idle_t *h)
   struct rpc_conn *c = h->data;
   uv_idle_stop(h);
   c->idle_on = 0;
-  conn_flush(c);
+  flush(c);
 }
 
 static void ka_cb(uv_timer_t *t);
 
-struct rpc_conn *conn_new(uv_loop_t *loop, int is_server, SSL_CTX *tls, const char *server_name)
+struct rpc_conn *rpc_conn_new(uv_loop_t *loop, int is_server, SSL_CTX *tls, const char *server_name)
 {
   struct rpc_conn *c = xcalloc(1, sizeof(*c));
   c->loop = loop;
@@ -71,10 +72,10 @@ struct rpc_conn *conn_new(uv_loop_t *loop, int is_server, SSL_CTX *tls, const ch
   uv_timer_init(loop, &c->goaway_timer);
   c->goaway_timer.data = c;
   c->handles = 3;
-  if (tls && tls_setup(c, tls, server_name) < 0) {
+  if (tls && rpc_tls_setup(c, tls, server_name) < 0) {
     c->err = RPC_E_TLS;
   }
-  if (h2_session_new(c) < 0)
+  if (rpc_h2_session_new(c) < 0)
     c->err = RPC_E_PROTO;
   return c;
 }
@@ -89,16 +90,16 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
    * its connections: idle connections cost no read buffer. */
   struct rpc_conn *c = h->data;
   if (!c->rbuf)
-    c->rbuf = xmalloc(RBUF_SIZE);
+    c->rbuf = xmalloc(RPC_RBUF_SIZE);
   buf->base = c->rbuf;
-  buf->len = RBUF_SIZE;
+  buf->len = RPC_RBUF_SIZE;
 }
 
 static int feed_plain(struct rpc_conn *c, const uint8_t *p, size_t n)
 {
   if (c->closing)
     return 0;
-  return h2_recv(c, p, n);
+  return rpc_h2_recv(c, p, n);
 }
 
 static int tls_read_all(struct rpc_conn *c)
@@ -119,7 +120,7 @@ static int tls_read_all(struct rpc_conn *c)
       return 0;
     if (e == SSL_ERROR_ZERO_RETURN)
       return UV_EOF;
-    conn_logf(c, "tls read failed peer=%s error=\"%s\"", c->peer, tls_last_error());
+    rpc_conn_logf(c, "tls read failed peer=%s error=\"%s\"", c->peer, rpc_tls_last_error());
     return RPC_E_TLS;
   }
 }
@@ -142,12 +143,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->ssl) {
       BIO_write(c->rbio, buf->base, (int)nread);
       if (!c->tls_done) {
-        int r = tls_handshake(c);
+        int r = rpc_tls_handshake(c);
         if (r < 0) {
           err = r;
         } else if (r == 1) {
           c->tls_done = 1;
-          c->peer_subject = tls_peer_subject(c->ssl);
+          c->peer_subject = rpc_tls_peer_subject(c->ssl);
           became_ready(c, 0);
         }
       }
@@ -173,22 +174,22 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
   }
   if (err < 0) {
     if (err != UV_EOF && err != UV_ECONNRESET && err != RPC_E_TLS && err != RPC_E_ALPN)
-      conn_logf(c, "connection error peer=%s error=\"%s\"", c->peer, rpc_strerror(err));
-    conn_fail(c, err, RPC_UNAVAILABLE);
+      rpc_conn_logf(c, "connection error peer=%s error=\"%s\"", c->peer, rpc_strerror(err));
+    rpc_conn_fail(c, err, RPC_UNAVAILABLE);
   } else {
-    conn_flush(c);
+    flush(c);
   }
   unbusy(c);
 }
 
-void conn_attach_io(struct rpc_conn *c)
+void rpc_conn_attach_io(struct rpc_conn *c)
 {
   c->io_init = 1;
   c->handles++;
   c->io.handle.data = c;
 }
 
-int conn_start(struct rpc_conn *c)
+int rpc_conn_start(struct rpc_conn *c)
 {
   if (c->err)
     return c->err;
@@ -198,7 +199,7 @@ int conn_start(struct rpc_conn *c)
   if (c->is_server && c->io.handle.type == UV_TCP)
     uv_tcp_nodelay(&c->io.tcp, 1);
   if (c->ssl) {
-    r = tls_handshake(c); /* the client's ClientHello; a no-op for servers */
+    r = rpc_tls_handshake(c); /* the client's ClientHello; a no-op for servers */
     if (r < 0)
       return r;
   } else {
@@ -207,7 +208,7 @@ int conn_start(struct rpc_conn *c)
   }
   if (c->ka_interval)
     uv_timer_start(&c->ka_timer, ka_cb, c->ka_interval, 0);
-  conn_flush(c);
+  flush(c);
   return 0;
 }
 
@@ -219,12 +220,12 @@ static void write_cb(uv_write_t *req, int status)
   c->writing = 0;
   c->inflight.off = c->inflight.len = 0;
   if (c->fail_after_write && !c->closing) {
-    conn_fail(c, c->fail_after_write, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, c->fail_after_write, RPC_UNAVAILABLE);
     conn_maybe_free(c);
     return;
   }
   if (status < 0) {
-    conn_fail(c, status, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, status, RPC_UNAVAILABLE);
     conn_maybe_free(c);
     return;
   }
@@ -232,7 +233,7 @@ static void write_cb(uv_write_t *req, int status)
     conn_maybe_free(c);
     return;
   }
-  conn_flush(c);
+  flush(c);
 }
 
 /* Outputs up to this size are tried on the socket before a write request. */
@@ -240,7 +241,7 @@ static void write_cb(uv_write_t *req, int status)
 
 static void start_write(struct rpc_conn *c)
 {
-  if (c->writing || rpc_buf_size(&c->out) == 0 || c->closed)
+  if (c->writing || rpc_buf_size(&c->out) == 0 || c->closed || !c->io_init)
     return;
   /* A small output (a unary call's request or reply: one write per side)
    * goes to the socket at once. Through uv_write it would cost, even when
@@ -259,7 +260,7 @@ static void start_write(struct rpc_conn *c)
       if (rpc_buf_size(&c->out) == 0)
         return;
     } else if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
-      conn_fail(c, w, RPC_UNAVAILABLE);
+      rpc_conn_fail(c, w, RPC_UNAVAILABLE);
       return;
     }
   }
@@ -274,7 +275,7 @@ static void start_write(struct rpc_conn *c)
   c->wreq.data = c;
   int r = uv_write(&c->wreq, &c->io.stream, &b, 1, write_cb);
   if (r < 0) {
-    conn_fail(c, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, r, RPC_UNAVAILABLE);
     return;
   }
   c->writing = 1;
@@ -294,15 +295,27 @@ static void drain_wbio(struct rpc_conn *c)
   }
 }
 
+/* Which queues wait on their stream's window, after nghttp2 sent what it
+ * could. Below the low mark nothing is held back by the connection's marks,
+ * so the common case costs no walk over the calls. */
+static void update_held(struct rpc_conn *c)
+{
+  if (c->queued < RPC_CONN_LOW_WATER && c->queued_held == 0)
+    return;
+  for (struct rpc_call *call = c->calls; call; call = call->next)
+    rpc_call_update_held(call);
+}
+
 static void notify_writable(struct rpc_conn *c)
 {
-  if (c->n_want_writable == 0 || c->queued >= CONN_LOW_WATER)
+  update_held(c);
+  if (c->n_want_writable == 0 || rpc_conn_sendable(c) >= RPC_CONN_LOW_WATER)
     return;
   /* Callbacks may send, cancel or close: collect first, with references. */
   struct rpc_call *stack[64], **v = stack;
   size_t n = 0, cap = 64;
   for (struct rpc_call *call = c->calls; call; call = call->next) {
-    if (!call->want_writable || rpc_buf_size(&call->out) >= CALL_LOW_WATER)
+    if (!call->want_writable || rpc_buf_size(&call->out) >= RPC_CALL_LOW_WATER)
       continue;
     if (n == cap) {
       cap *= 2;
@@ -314,18 +327,18 @@ static void notify_writable(struct rpc_conn *c)
         v = xrealloc(v, cap * sizeof(*v));
       }
     }
-    call_ref(call);
+    rpc_call_ref(call);
     v[n++] = call;
   }
   for (size_t i = 0; i < n; i++) {
-    call_check_writable(v[i]);
-    call_unref(v[i]);
+    rpc_call_check_writable(v[i]);
+    rpc_call_unref(v[i]);
   }
   if (v != stack)
     free(v);
 }
 
-void conn_flush(struct rpc_conn *c)
+static void flush(struct rpc_conn *c)
 {
   if (c->closing || c->closed || !c->ng)
     return;
@@ -336,12 +349,13 @@ again:
     /* Under TLS, plaintext is gathered first so one flush makes as few
      * records as possible (one per 16 KiB), not one per HTTP/2 frame. */
     struct rpc_buf *dst = c->ssl ? &c->plain : &c->out;
-    while (rpc_buf_size(&c->out) + rpc_buf_size(dst) < CONN_OUT_MAX) {
+    while (rpc_buf_size(&c->out) + rpc_buf_size(dst) < RPC_CONN_OUT_MAX) {
       const uint8_t *p;
       ssize_t n = nghttp2_session_mem_send(c->ng, &p);
       if (n < 0) {
-        conn_logf(c, "http2 send failed peer=%s error=\"%s\"", c->peer, nghttp2_strerror((int)n));
-        conn_fail(c, RPC_E_PROTO, RPC_UNAVAILABLE);
+        rpc_conn_logf(c, "http2 send failed peer=%s error=\"%s\"", c->peer,
+                      nghttp2_strerror((int)n));
+        rpc_conn_fail(c, RPC_E_PROTO, RPC_UNAVAILABLE);
         unbusy(c);
         return;
       }
@@ -352,7 +366,7 @@ again:
     if (c->ssl && rpc_buf_size(&c->plain)) {
       size_t len = rpc_buf_size(&c->plain);
       if (SSL_write(c->ssl, c->plain.p + c->plain.off, (int)len) <= 0) {
-        conn_fail(c, RPC_E_TLS, RPC_UNAVAILABLE);
+        rpc_conn_fail(c, RPC_E_TLS, RPC_UNAVAILABLE);
         unbusy(c);
         return;
       }
@@ -367,11 +381,11 @@ again:
     goto again;
   if (!c->closing && c->tls_done && !nghttp2_session_want_read(c->ng) &&
       !nghttp2_session_want_write(c->ng) && !c->writing && rpc_buf_size(&c->out) == 0)
-    conn_fail(c, 0, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, 0, RPC_UNAVAILABLE);
   unbusy(c);
 }
 
-void conn_want_flush(struct rpc_conn *c)
+void rpc_conn_want_flush(struct rpc_conn *c)
 {
   if (c->busy) {
     c->dirty = 1; /* the frame on the stack flushes on its way out */
@@ -391,19 +405,17 @@ static void ka_cb(uv_timer_t *t)
   if (c->closing)
     return;
   if (c->ping_out) {
-    conn_logf(c, "keepalive timeout peer=%s", c->peer);
-    conn_fail(c, RPC_E_TIMEOUT, RPC_UNAVAILABLE);
+    rpc_conn_logf(c, "keepalive timeout peer=%s", c->peer);
+    rpc_conn_fail(c, RPC_E_TIMEOUT, RPC_UNAVAILABLE);
     return;
   }
   nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL);
   c->ping_out = 1;
   uv_timer_start(&c->ka_timer, ka_cb, c->ka_timeout ? c->ka_timeout : 20000, 0);
-  conn_flush(c);
+  flush(c);
 }
 
-/* Called by h2.c when a PING ACK arrives. */
-void conn_ping_acked(struct rpc_conn *c);
-void conn_ping_acked(struct rpc_conn *c)
+void rpc_conn_ping_acked(struct rpc_conn *c)
 {
   if (!c->ping_out)
     return;
@@ -414,10 +426,10 @@ void conn_ping_acked(struct rpc_conn *c)
 
 static void goaway_cb(uv_timer_t *t)
 {
-  conn_goaway(t->data, 1);
+  rpc_conn_goaway(t->data, 1);
 }
 
-void conn_goaway(struct rpc_conn *c, int final)
+void rpc_conn_goaway(struct rpc_conn *c, int final)
 {
   if (c->closing || !c->ng)
     return;
@@ -431,7 +443,7 @@ void conn_goaway(struct rpc_conn *c, int final)
     nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
   }
-  conn_flush(c);
+  flush(c);
 }
 
 /* ---- teardown ------------------------------------------------------------ */
@@ -457,6 +469,7 @@ static void conn_maybe_free(struct rpc_conn *c)
   rpc_buf_release(&c->inflight);
   free(c->peer_subject);
   free(c->authority);
+  free(c->why);
   if (!c->rbuf_shared)
     free(c->rbuf);
   if (c->ssl)
@@ -464,7 +477,7 @@ static void conn_maybe_free(struct rpc_conn *c)
   free(c);
 }
 
-void conn_fail(struct rpc_conn *c, int err, int code)
+void rpc_conn_fail(struct rpc_conn *c, int err, int code)
 {
   if (c->closing)
     return;
@@ -479,7 +492,7 @@ void conn_fail(struct rpc_conn *c, int err, int code)
   /* Calls end now (each detaches from its stream); the session itself may be
    * on the stack and goes in finish_close. */
   while (c->calls)
-    call_conn_lost(c->calls, code);
+    rpc_call_conn_lost(c->calls, code);
   unbusy(c);
 }
 

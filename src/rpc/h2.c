@@ -22,7 +22,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
   if (!c->is_server || c->closing || f->hd.type != NGHTTP2_HEADERS ||
       f->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
-  struct rpc_call *call = call_new(c, 1);
+  struct rpc_call *call = rpc_call_new(c, 1);
   call->stream_id = f->hd.stream_id;
   nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, call);
   return 0;
@@ -48,7 +48,7 @@ static void server_header(struct rpc_call *call, const uint8_t *n, size_t nl, co
     if (rpc_timeout_parse((const char *)v, vl, &ms) == 0)
       call->deadline = ms > 0 ? ms : 1; /* relative until dispatch */
   } else if (nl > 0 && n[0] != ':' && !NAME_IS(n, nl, "te")) {
-    md_add_wire(&call->hdr_in, n, nl, v, vl);
+    rpc_md_add_wire(&call->hdr_in, n, nl, v, vl);
   }
 }
 
@@ -78,7 +78,7 @@ static void client_header(struct rpc_call *call, const nghttp2_frame *f, const u
       free(call->encoding);
       call->encoding = xstrndup((const char *)v, vl);
     }
-    md_add_wire(trailers ? &call->trl_in : &call->hdr_in, n, nl, v, vl);
+    rpc_md_add_wire(trailers ? &call->trl_in : &call->hdr_in, n, nl, v, vl);
   }
 }
 
@@ -109,24 +109,24 @@ static void client_headers_done(struct rpc_call *call, const nghttp2_frame *f)
     if (call->http_status != 200) {
       char msg[64];
       snprintf(msg, sizeof(msg), "http status %d", call->http_status);
-      call_fail_local(call, rpc_http_to_code(call->http_status), msg);
+      rpc_call_fail_local(call, rpc_http_to_code(call->http_status), msg);
       return;
     }
     if (!end && (!call->content_type ||
                  !rpc_content_type_ok(call->content_type, strlen(call->content_type)))) {
-      call_fail_local(call, RPC_UNKNOWN, "response content-type is not application/grpc");
+      rpc_call_fail_local(call, RPC_UNKNOWN, "response content-type is not application/grpc");
       return;
     }
     if (call->encoding && rpc_encoding_supported(call->encoding))
       call->df.allow_compressed = 1;
     if (!end && call->h.on_headers) {
-      call_ref(call);
+      rpc_call_ref(call);
       call->h.on_headers(call, call->ud);
-      call_unref(call);
+      rpc_call_unref(call);
     }
   }
   if (end)
-    call_remote_end(call);
+    rpc_call_remote_end(call);
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -139,27 +139,27 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
       break;
     if (c->is_server) {
       if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        call_ref(call);
-        server_dispatch(c->srv, call);
+        rpc_call_ref(call);
+        rpc_server_dispatch(c->srv, call);
         if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->done)
-          call_remote_end(call);
-        call_unref(call);
+          rpc_call_remote_end(call);
+        rpc_call_unref(call);
       } else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        call_remote_end(call);
+        rpc_call_remote_end(call);
       }
     } else {
-      call_ref(call);
+      rpc_call_ref(call);
       client_headers_done(call, f);
-      call_unref(call);
+      rpc_call_unref(call);
     }
     break;
   case NGHTTP2_DATA:
     if (call && !call->done && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
-      call_remote_end(call);
+      rpc_call_remote_end(call);
     break;
   case NGHTTP2_PING:
     if (f->hd.flags & NGHTTP2_FLAG_ACK)
-      conn_ping_acked(c);
+      rpc_conn_ping_acked(c);
     break;
   case NGHTTP2_GOAWAY:
     c->goaway = 1;
@@ -176,11 +176,12 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
   struct rpc_conn *c = ud;
   struct rpc_call *call = stream_call(c, id);
   if (!call || call->done) {
-    /* Nobody reads it: give the window back at once. */
+    /* Nobody reads it: give the windows back at once. */
     nghttp2_session_consume(ng, id, len);
     return 0;
   }
-  call_recv_data(call, data, len);
+  /* The call gives the windows back (call.c, "Flow control"). */
+  rpc_call_recv_data(call, data, len);
   return 0;
 }
 
@@ -190,7 +191,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
   struct rpc_call *call = stream_call(c, id);
   if (call) {
     nghttp2_session_set_stream_user_data(ng, id, NULL);
-    call_stream_closed(call, error_code);
+    rpc_call_stream_closed(call, error_code);
   }
   return 0;
 }
@@ -208,7 +209,7 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
   return 0;
 }
 
-int h2_session_new(struct rpc_conn *c)
+int rpc_h2_session_new(struct rpc_conn *c)
 {
   nghttp2_session_callbacks *cbs;
   nghttp2_option *opt;
@@ -224,7 +225,7 @@ int h2_session_new(struct rpc_conn *c)
   /* We acknowledge received bytes only when the application has taken them,
    * which is what makes a slow reader push back on its peer. */
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_peer_max_concurrent_streams(opt, SERVER_MAX_STREAMS);
+  nghttp2_option_set_peer_max_concurrent_streams(opt, RPC_SERVER_MAX_STREAMS);
   int r = c->is_server ? nghttp2_session_server_new2(&c->ng, cbs, c, opt)
                        : nghttp2_session_client_new2(&c->ng, cbs, c, opt);
   nghttp2_option_del(opt);
@@ -233,28 +234,29 @@ int h2_session_new(struct rpc_conn *c)
     return RPC_E_PROTO;
   nghttp2_settings_entry iv[3];
   size_t n = 0;
-  iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW};
+  iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RPC_STREAM_WINDOW};
   if (c->is_server)
-    iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, SERVER_MAX_STREAMS};
+    iv[n++] =
+        (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, RPC_SERVER_MAX_STREAMS};
   else
     iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
   nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, n);
-  nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+  nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, RPC_CONN_WINDOW);
   return 0;
 }
 
-int h2_recv(struct rpc_conn *c, const uint8_t *p, size_t n)
+int rpc_h2_recv(struct rpc_conn *c, const uint8_t *p, size_t n)
 {
   ssize_t r = nghttp2_session_mem_recv(c->ng, p, n);
   if (r < 0 && r > NGHTTP2_ERR_FATAL) {
     /* Not fatal for the library: end the connection with a GOAWAY that
-     * goes out before we close (conn_flush closes when nothing is left). */
-    conn_logf(c, "http2 error peer=%s error=\"%s\"", c->peer, nghttp2_strerror((int)r));
+     * goes out before we close (conn.c's flush closes when nothing is left). */
+    rpc_conn_logf(c, "http2 error peer=%s error=\"%s\"", c->peer, nghttp2_strerror((int)r));
     nghttp2_session_terminate_session(c->ng, NGHTTP2_PROTOCOL_ERROR);
     return 0;
   }
   if (r < 0) {
-    conn_logf(c, "http2 error peer=%s error=\"%s\"", c->peer, nghttp2_strerror((int)r));
+    rpc_conn_logf(c, "http2 error peer=%s error=\"%s\"", c->peer, nghttp2_strerror((int)r));
     return RPC_E_PROTO;
   }
   return 0;

@@ -72,7 +72,7 @@ static int is_bin(const char *k, size_t kl)
   return kl > 4 && memcmp(k + kl - 4, "-bin", 4) == 0;
 }
 
-void md_add_wire(struct rpc_mdlist *l, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+void rpc_md_add_wire(struct rpc_mdlist *l, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
   if (is_bin((const char *)k, kl)) {
     uint8_t *bin;
@@ -87,7 +87,7 @@ void md_add_wire(struct rpc_mdlist *l, const uint8_t *k, size_t kl, const uint8_
   md_push(l, xstrndup((const char *)k, kl), dup_value(v, vl), vl);
 }
 
-static void hdrs_push(struct hdrs *h, char *k, size_t kl, char *v, size_t vl)
+static void hdrs_push(struct rpc_hdrs *h, char *k, size_t kl, char *v, size_t vl)
 {
   if (h->n == h->cap) {
     h->cap = h->cap ? h->cap * 2 : 16;
@@ -96,12 +96,12 @@ static void hdrs_push(struct hdrs *h, char *k, size_t kl, char *v, size_t vl)
   h->nv[h->n++] = (nghttp2_nv){(uint8_t *)k, (uint8_t *)v, kl, vl, NGHTTP2_NV_FLAG_NONE};
 }
 
-void hdrs_add(struct hdrs *h, const char *k, const char *v)
+void rpc_hdrs_add(struct rpc_hdrs *h, const char *k, const char *v)
 {
   hdrs_push(h, (char *)k, strlen(k), (char *)v, strlen(v));
 }
 
-void hdrs_add_md(struct hdrs *h, const struct rpc_mdlist *l)
+void rpc_hdrs_add_md(struct rpc_hdrs *h, const struct rpc_mdlist *l)
 {
   for (size_t i = 0; i < l->n; i++) {
     const struct rpc_md *m = &l->v[i];
@@ -118,7 +118,7 @@ void hdrs_add_md(struct hdrs *h, const struct rpc_mdlist *l)
   }
 }
 
-void hdrs_release(struct hdrs *h)
+void rpc_hdrs_release(struct rpc_hdrs *h)
 {
   for (size_t i = 0; i < h->nkeep; i++)
     free(h->keep[i]);

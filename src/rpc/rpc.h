@@ -61,7 +61,15 @@ enum rpc_err {
   RPC_E_CLOSED = -5009,     /* the connection is closed or closing */
   RPC_E_PACK = -5010,       /* a received message did not unpack with its descriptor */
   RPC_E_TIMEOUT = -5011,    /* keepalive or connect timeout */
+  RPC_E_QUEUE_FULL = -5012, /* the call's send queue is above RPC_SEND_QUEUE_MAX */
 };
+
+/* Send queues: rpc_call_send returns 1 once a call's queue reaches
+ * RPC_SEND_HIGH_WATER (stop producing until on_writable); a caller that goes
+ * on regardless gets RPC_E_QUEUE_FULL once the queue holds
+ * RPC_SEND_QUEUE_MAX bytes, and the message is not queued. */
+#define RPC_SEND_HIGH_WATER (512u * 1024)
+#define RPC_SEND_QUEUE_MAX  (8 * RPC_SEND_HIGH_WATER)
 
 /* Name of a status code ("OK", "DEADLINE_EXCEEDED"; "UNKNOWN" when out of range). */
 const char *rpc_code_name(int code);
@@ -96,11 +104,14 @@ enum rpc_kind { RPC_UNARY, RPC_SERVER_STREAM, RPC_CLIENT_STREAM, RPC_BIDI };
 
 /* A received message, valid during the on_message callback only. `msg` is
  * set when the method/call has a descriptor; it is freed after the callback
- * unless you take it with rpc_msg_take(). */
+ * unless you take it with rpc_msg_take(). `compressed` is 1 when the peer
+ * sent it compressed (grpc-encoding gzip or deflate): `data` is always the
+ * inflated message. */
 struct rpc_msg {
   const uint8_t *data;
   size_t len;
   ProtobufCMessage *msg;
+  int compressed;
 };
 /* Takes ownership of m->msg (free it with protobuf_c_message_free_unpacked). */
 ProtobufCMessage *rpc_msg_take(struct rpc_msg *m);
@@ -132,8 +143,12 @@ struct rpc_handlers {
 
 /* Sends one message (packed now: the caller keeps msg). Returns 0 when
  * queued, 1 when queued but the write queue is above its high-water mark
- * (stop producing until on_writable), or RPC_E_STATE (call ended, finished or
- * half-closed), RPC_E_CLOSED (connection closing), RPC_E_TOO_LARGE (> 4 GiB). */
+ * (the call's RPC_SEND_HIGH_WATER or its connection's: stop producing until
+ * on_writable), or RPC_E_STATE (call ended, finished or half-closed),
+ * RPC_E_CLOSED (connection closing), RPC_E_TOO_LARGE (> 4 GiB),
+ * RPC_E_QUEUE_FULL (the call already queues RPC_SEND_QUEUE_MAX bytes: the
+ * message was not queued; on_writable follows). A message of any size up to
+ * 4 GiB is taken while the queue is under the cap. */
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_bytes(rpc_call *call, const void *data, size_t len);
 /* Server: sends the response headers (rpc_call_headers_out) now instead of
@@ -214,10 +229,17 @@ struct rpc_server_opts {
  * now: returns 0, RPC_E_INVAL or RPC_E_TLS (reason given to on_log). */
 int rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts, rpc_server **out);
 /* Listens on "HOST:PORT" (port 0 picks one), "[V6]:PORT" or "unix:PATH" (a
- * stale socket file is replaced). May be called several times. Returns 0,
- * RPC_E_INVAL or -errno. */
+ * stale socket file is replaced). A HOST that is a name is resolved now
+ * (blocking) and gets a listener on every address it resolves to, all on one
+ * port ("localhost": 127.0.0.1 and ::1 when /etc/hosts lists both); an
+ * address of a family the machine lacks is skipped (a line to on_log), and
+ * the listen fails only when none works or on any other error (then no
+ * address listens). "*" is every address (IPv6 and IPv4). May be called
+ * several times. Returns 0, RPC_E_INVAL (bad address) or a negative libuv
+ * error (UV_EADDRINUSE, UV_EADDRNOTAVAIL, UV_EAI_NONAME, ...). */
 int rpc_server_listen(rpc_server *s, const char *addr);
-/* The first listener's real address ("127.0.0.1:41234", "unix:/p") into buf. */
+/* The first listener's real address ("127.0.0.1:41234", "unix:/p") into buf;
+ * for a name, the first address the resolver gave. */
 int rpc_server_address(rpc_server *s, char *buf, size_t len);
 /* Graceful shutdown: stops listening, sends GOAWAY, lets in-flight calls
  * finish for up to grace_ms (then cancels them), closes every connection,
@@ -236,7 +258,7 @@ struct rpc_client_opts {
   size_t max_recv_msg;            /* 0: 4 MiB */
   unsigned keepalive_interval_ms; /* 0: none */
   unsigned keepalive_timeout_ms;  /* 0: 20000 */
-  unsigned connect_timeout_ms;    /* resolve+connect+TLS; 0: 20000 */
+  unsigned connect_timeout_ms;    /* resolve+connect (all addresses)+TLS; 0: 20000 */
   /* The connection ended (err < 0: why) after calls have been failed with
    * UNAVAILABLE. Not called for rpc_client_close(). */
   void (*on_disconnect)(rpc_client *c, int err, void *ud);
@@ -244,11 +266,13 @@ struct rpc_client_opts {
   void *ud;
 };
 
-/* Creates a client and starts connecting (resolving, TCP/unix, TLS). Calls may
- * be started at once; they are sent when the connection is ready and fail
- * with UNAVAILABLE if it cannot be made. on_connect (may be NULL) reports the
- * connection outcome: 0 or a negative error. Returns 0, RPC_E_INVAL (bad
- * target) or RPC_E_TLS (files). */
+/* Creates a client and starts connecting (resolving, TCP/unix, TLS). The
+ * addresses a name resolves to are tried in turn until one connects, each
+ * with an equal share of the connect timeout left. Calls may be started at
+ * once; they are sent when the connection is ready and fail with UNAVAILABLE
+ * if it cannot be made (the message then names each address tried and why it
+ * failed). on_connect (may be NULL) reports the connection outcome: 0 or a
+ * negative error. Returns 0, RPC_E_INVAL (bad target) or RPC_E_TLS (files). */
 int rpc_client_new(uv_loop_t *loop, const struct rpc_client_opts *opts,
                    void (*on_connect)(rpc_client *, int status, void *ud), rpc_client **out);
 /* Closes the connection; open calls end with CANCELLED; then cb(c) and the

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 struct listener {
@@ -46,7 +48,7 @@ static void slog(struct rpc_server *s, const char *line)
 
 int rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts, rpc_server **out)
 {
-  conn_ignore_sigpipe();
+  rpc_conn_ignore_sigpipe();
   struct rpc_server *s = xcalloc(1, sizeof(*s));
   s->loop = loop;
   s->o = *opts;
@@ -56,7 +58,7 @@ int rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts, rpc_serv
   s->o.methods = s->methods;
   if (opts->tls) {
     char err[512];
-    s->tls = tls_ctx_new(opts->tls, 1, err, sizeof(err));
+    s->tls = rpc_tls_ctx_new(opts->tls, 1, err, sizeof(err));
     if (!s->tls) {
       slog(s, err);
       free(s->methods);
@@ -97,7 +99,7 @@ static void on_connection(uv_stream_t *ls, int status)
   struct rpc_server *s = l->srv;
   if (status < 0 || s->shutting_down)
     return;
-  struct rpc_conn *c = conn_new(s->loop, 1, s->tls, NULL);
+  struct rpc_conn *c = rpc_conn_new(s->loop, 1, s->tls, NULL);
   c->srv = s;
   c->max_recv_msg = s->o.max_recv_msg ? s->o.max_recv_msg : RPC_DEFAULT_MAX_MSG;
   c->ka_interval = s->o.keepalive_interval_ms;
@@ -106,7 +108,7 @@ static void on_connection(uv_stream_t *ls, int status)
   c->owner = s->o.ud;
   c->on_closed = conn_closed;
   if (!s->rbuf)
-    s->rbuf = xmalloc(RBUF_SIZE);
+    s->rbuf = xmalloc(RPC_RBUF_SIZE);
   c->rbuf = s->rbuf;
   c->rbuf_shared = 1;
   if (ls->type == UV_NAMED_PIPE) {
@@ -115,36 +117,180 @@ static void on_connection(uv_stream_t *ls, int status)
   } else {
     uv_tcp_init(s->loop, &c->io.tcp);
   }
-  conn_attach_io(c);
+  rpc_conn_attach_io(c);
   c->next = s->conns;
   if (s->conns)
     s->conns->prev = c;
   s->conns = c;
   if (uv_accept(ls, &c->io.stream) < 0) {
-    conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
     return;
   }
   if (ls->type == UV_TCP) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) == 0)
-      addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+      rpc_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
   }
-  int r = conn_start(c);
+  int r = rpc_conn_start(c);
   if (r < 0)
-    conn_fail(c, r, RPC_UNAVAILABLE);
+    rpc_conn_fail(c, r, RPC_UNAVAILABLE);
+}
+
+/* Keep the first listener first: rpc_server_address reports it. */
+static void add_listener(struct rpc_server *s, struct listener *l)
+{
+  s->open_listeners++;
+  struct listener **pp = &s->listeners;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = l;
+}
+
+static struct listener *listener_new(struct rpc_server *s)
+{
+  struct listener *l = xcalloc(1, sizeof(*l));
+  l->srv = s;
+  l->io.handle.data = l;
+  return l;
+}
+
+/* The handle is first in struct listener: free is its close callback. */
+static void listener_drop(struct listener *l)
+{
+  uv_close(&l->io.handle, (uv_close_cb)free);
+}
+
+static int listen_tcp(struct rpc_server *s, const struct sockaddr *sa, unsigned flags,
+                      struct listener **out)
+{
+  struct listener *l = listener_new(s);
+  uv_tcp_init(s->loop, &l->io.tcp);
+  int r = uv_tcp_bind(&l->io.tcp, sa, flags);
+  if (r == 0)
+    r = uv_listen(&l->io.stream, 1024, on_connection); /* EADDRINUSE shows here */
+  if (r == 0) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len);
+    rpc_addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+  }
+  if (r < 0) {
+    listener_drop(l);
+    return r;
+  }
+  *out = l;
+  return 0;
+}
+
+static int port_of(const struct listener *l)
+{
+  const char *colon = strrchr(l->addr, ':');
+  return colon ? atoi(colon + 1) : 0;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+#define MAX_ADDRS 16
+
+/* A name: every address it resolves to gets a listener, on one port (with
+ * port 0, the one the first bind picked). An address family this machine
+ * lacks (no IPv6, say) is skipped with a log line; any other error fails the
+ * whole listen, since serving on part of the addresses while another process
+ * holds the rest would route some clients elsewhere. */
+static int listen_name(struct rpc_server *s, const char *addr, const struct rpc_addr *a)
+{
+  uv_getaddrinfo_t req;
+  struct addrinfo hints = {0};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  /* Synchronous (no callback): listening is set-up work before serving. */
+  int r = uv_getaddrinfo(s->loop, &req, NULL, a->host, a->port, &hints);
+  if (r < 0) {
+    char line[400];
+    snprintf(line, sizeof(line), "cannot resolve '%s': %s", addr, uv_strerror(r));
+    slog(s, line);
+    return r;
+  }
+  struct sockaddr_storage addrs[MAX_ADDRS];
+  size_t n = 0;
+  for (struct addrinfo *ai = req.addrinfo; ai && n < MAX_ADDRS; ai = ai->ai_next) {
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+        ai->ai_addrlen > sizeof(addrs[0]))
+      continue;
+    struct sockaddr_storage ss = {0};
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    size_t i = 0;
+    while (i < n && memcmp(&addrs[i], &ss, sizeof(ss)) != 0)
+      i++;
+    if (i == n)
+      addrs[n++] = ss; /* resolvers may list one address twice */
+  }
+  uv_freeaddrinfo(req.addrinfo);
+  if (n == 0)
+    return UV_EAI_NONAME;
+  const int want_port = atoi(a->port);
+  /* Port 0: the port the first bind picked may be taken on another address;
+   * then start over on a new one. */
+  for (int round = 0; round < 8; round++) {
+    struct listener *got[MAX_ADDRS];
+    size_t ng = 0;
+    int port = want_port, last = 0, again = 0;
+    for (size_t i = 0; i < n; i++) {
+      struct sockaddr_storage ss = addrs[i];
+      set_port(&ss, port);
+      char text[64];
+      rpc_addr_format((struct sockaddr *)&ss, text, sizeof(text));
+      /* IPv6-only: "::" must not also take the IPv4 port another entry binds. */
+      unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+      struct listener *l;
+      r = listen_tcp(s, (struct sockaddr *)&ss, flags, &l);
+      if (r == 0) {
+        got[ng++] = l;
+        port = port_of(l);
+        continue;
+      }
+      if (r == UV_EADDRNOTAVAIL || r == UV_EAFNOSUPPORT) {
+        char line[400];
+        snprintf(line, sizeof(line), "listen '%s': skipping %s: %s", addr, text, uv_strerror(r));
+        slog(s, line);
+        last = r;
+        continue;
+      }
+      again = r == UV_EADDRINUSE && want_port == 0 && ng > 0;
+      last = r;
+      break;
+    }
+    if (r < 0 && !(r == UV_EADDRNOTAVAIL || r == UV_EAFNOSUPPORT)) {
+      for (size_t i = 0; i < ng; i++)
+        listener_drop(got[i]);
+      if (again)
+        continue;
+      return last;
+    }
+    if (ng == 0)
+      return last;
+    for (size_t i = 0; i < ng; i++)
+      add_listener(s, got[i]);
+    return 0;
+  }
+  return UV_EADDRINUSE;
 }
 
 int rpc_server_listen(rpc_server *s, const char *addr)
 {
   struct rpc_addr a;
-  int r = addr_parse(addr, &a);
+  int r = rpc_addr_parse(addr, &a);
   if (r < 0)
     return r;
-  struct listener *l = xcalloc(1, sizeof(*l));
-  l->srv = s;
-  l->io.handle.data = l;
   if (a.is_unix) {
+    struct listener *l = listener_new(s);
     struct stat st;
     /* A socket file left by a previous run would make bind fail. */
     if (lstat(a.path, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -152,38 +298,27 @@ int rpc_server_listen(rpc_server *s, const char *addr)
     uv_pipe_init(s->loop, &l->io.pipe, 0);
     r = uv_pipe_bind(&l->io.pipe, a.path);
     snprintf(l->addr, sizeof(l->addr), "unix:%s", a.path);
-  } else {
-    struct sockaddr_storage ss;
-    uv_tcp_init(s->loop, &l->io.tcp);
-    if (uv_ip4_addr(a.host, atoi(a.port), (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(a.host, atoi(a.port), (struct sockaddr_in6 *)&ss) != 0) {
-      if (strcmp(a.host, "localhost") == 0)
-        uv_ip4_addr("127.0.0.1", atoi(a.port), (struct sockaddr_in *)&ss);
-      else if (strcmp(a.host, "*") == 0)
-        uv_ip6_addr("::", atoi(a.port), (struct sockaddr_in6 *)&ss);
-      else
-        r = RPC_E_INVAL;
-    }
     if (r == 0)
-      r = uv_tcp_bind(&l->io.tcp, (struct sockaddr *)&ss, 0);
-    if (r == 0) {
-      int len = sizeof(ss);
-      uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len);
-      addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+      r = uv_listen(&l->io.stream, 1024, on_connection);
+    if (r < 0) {
+      listener_drop(l);
+      return r;
     }
+    add_listener(s, l);
+    return 0;
   }
-  if (r == 0)
-    r = uv_listen(&l->io.stream, 1024, on_connection);
-  if (r < 0) {
-    uv_close(&l->io.handle, (uv_close_cb)free);
+  struct sockaddr_storage ss;
+  int port = atoi(a.port);
+  if (strcmp(a.host, "*") == 0)
+    uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss); /* IPv4 too (dual stack) */
+  else if (uv_ip4_addr(a.host, port, (struct sockaddr_in *)&ss) != 0 &&
+           uv_ip6_addr(a.host, port, (struct sockaddr_in6 *)&ss) != 0)
+    return listen_name(s, addr, &a);
+  struct listener *l;
+  r = listen_tcp(s, (struct sockaddr *)&ss, 0, &l);
+  if (r < 0)
     return r;
-  }
-  s->open_listeners++;
-  /* Keep the first listener first: rpc_server_address reports it. */
-  struct listener **pp = &s->listeners;
-  while (*pp)
-    pp = &(*pp)->next;
-  *pp = l;
+  add_listener(s, l);
   return 0;
 }
 
@@ -195,7 +330,7 @@ int rpc_server_address(rpc_server *s, char *buf, size_t len)
   return 0;
 }
 
-void server_dispatch(struct rpc_server *s, struct rpc_call *call)
+void rpc_server_dispatch(struct rpc_server *s, struct rpc_call *call)
 {
   struct rpc_conn *c = call->conn;
   int64_t timeout = call->deadline;
@@ -207,7 +342,7 @@ void server_dispatch(struct rpc_server *s, struct rpc_call *call)
                         7, 3, NGHTTP2_NV_FLAG_NONE}};
     call->finished = 1;
     call->headers_sent = 1;
-    call_set_status(call, RPC_INTERNAL, "not a grpc request");
+    rpc_call_set_status(call, RPC_INTERNAL, "not a grpc request");
     nghttp2_submit_response(c->ng, call->stream_id, nv, 1, NULL);
     return;
   }
@@ -240,15 +375,15 @@ void server_dispatch(struct rpc_server *s, struct rpc_call *call)
   call->desc = m->request;
   call->ud = s->o.ud;
   if (timeout > 0)
-    call_start_deadline(call, timeout);
+    rpc_call_start_deadline(call, timeout);
   if (call->h.on_start)
     call->h.on_start(call, call->ud);
 }
 
-void server_call_log(struct rpc_conn *c, const char *what, const struct rpc_call *call)
+void rpc_server_call_log(struct rpc_conn *c, const char *what, const struct rpc_call *call)
 {
   if (c && c->on_log)
-    conn_logf(c, "%s method=%s peer=%s", what, rpc_call_method(call), c->peer);
+    rpc_conn_logf(c, "%s method=%s peer=%s", what, rpc_call_method(call), c->peer);
 }
 
 static void grace_cb(uv_timer_t *t)
@@ -258,7 +393,7 @@ static void grace_cb(uv_timer_t *t)
   struct rpc_conn *c = s->conns;
   while (c) {
     struct rpc_conn *next = c->next;
-    conn_fail(c, RPC_E_CLOSED, RPC_CANCELLED);
+    rpc_conn_fail(c, RPC_E_CLOSED, RPC_CANCELLED);
     c = next;
   }
 }
@@ -288,7 +423,7 @@ void rpc_server_shutdown(rpc_server *s, unsigned grace_ms, void (*cb)(rpc_server
     l = next;
   }
   for (struct rpc_conn *c = s->conns; c; c = c->next)
-    conn_goaway(c, 0);
+    rpc_conn_goaway(c, 0);
   uv_timer_init(s->loop, &s->grace);
   s->grace.data = s;
   s->grace_init = 1;

@@ -64,6 +64,8 @@ const char *rpc_strerror(int err)
     return "message did not unpack";
   case RPC_E_TIMEOUT:
     return "timed out";
+  case RPC_E_QUEUE_FULL:
+    return "send queue full (the sender ignored backpressure)";
   default:
     break;
   }

@@ -9,7 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-const char *tls_last_error(void)
+const char *rpc_tls_last_error(void)
 {
   /* One loop thread per process, so a static buffer is fine here. */
   static char buf[256];
@@ -41,7 +41,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-SSL_CTX *tls_ctx_new(const struct rpc_tls_opts *o, int is_server, char *err, size_t errlen)
+SSL_CTX *rpc_tls_ctx_new(const struct rpc_tls_opts *o, int is_server, char *err, size_t errlen)
 {
   SSL_CTX *ctx = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
   const char *what = "";
@@ -92,13 +92,13 @@ SSL_CTX *tls_ctx_new(const struct rpc_tls_opts *o, int is_server, char *err, siz
   }
   return ctx;
 fail:
-  snprintf(err, errlen, "tls: '%s': %s", what, tls_last_error());
+  snprintf(err, errlen, "tls: '%s': %s", what, rpc_tls_last_error());
   if (ctx)
     SSL_CTX_free(ctx);
   return NULL;
 }
 
-int tls_setup(struct rpc_conn *c, SSL_CTX *ctx, const char *server_name)
+int rpc_tls_setup(struct rpc_conn *c, SSL_CTX *ctx, const char *server_name)
 {
   c->ssl = SSL_new(ctx);
   if (!c->ssl)
@@ -124,7 +124,7 @@ int tls_setup(struct rpc_conn *c, SSL_CTX *ctx, const char *server_name)
   return 0;
 }
 
-int tls_handshake(struct rpc_conn *c)
+int rpc_tls_handshake(struct rpc_conn *c)
 {
   int r = SSL_do_handshake(c->ssl);
   if (r == 1) {
@@ -132,8 +132,8 @@ int tls_handshake(struct rpc_conn *c)
     unsigned int n = 0;
     SSL_get0_alpn_selected(c->ssl, &p, &n);
     if (n != 2 || memcmp(p, "h2", 2) != 0) {
-      conn_logf(c, "tls handshake failed peer=%s error=\"peer did not negotiate h2 (alpn)\"",
-                c->peer);
+      rpc_conn_logf(c, "tls handshake failed peer=%s error=\"peer did not negotiate h2 (alpn)\"",
+                    c->peer);
       return RPC_E_ALPN;
     }
     return 1;
@@ -141,15 +141,15 @@ int tls_handshake(struct rpc_conn *c)
   int e = SSL_get_error(c->ssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
     return 0;
-  const char *why = tls_last_error();
+  const char *why = rpc_tls_last_error();
   long vr = SSL_get_verify_result(c->ssl);
   if (vr != X509_V_OK)
     why = X509_verify_cert_error_string(vr);
-  conn_logf(c, "tls handshake failed peer=%s error=\"%s\"", c->peer, why);
+  rpc_conn_logf(c, "tls handshake failed peer=%s error=\"%s\"", c->peer, why);
   return RPC_E_TLS;
 }
 
-char *tls_peer_subject(SSL *ssl)
+char *rpc_tls_peer_subject(SSL *ssl)
 {
   X509 *x = SSL_get1_peer_certificate(ssl);
   if (!x)

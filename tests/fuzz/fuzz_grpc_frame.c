@@ -45,7 +45,7 @@ static void fuzz_h2(const uint8_t *data, size_t size)
     abort();
   /* A connection without a socket: input goes straight to nghttp2 and
    * output stays queued in the session. */
-  struct rpc_conn *c = conn_new(&loop, 1, NULL, NULL);
+  struct rpc_conn *c = rpc_conn_new(&loop, 1, NULL, NULL);
   c->srv = s;
   c->max_recv_msg = 1000;
   c->busy++;
@@ -53,15 +53,16 @@ static void fuzz_h2(const uint8_t *data, size_t size)
    * replies, trailers and resets are produced too. */
   size_t half = size / 2;
   const uint8_t *out;
-  if (h2_recv(c, (const uint8_t *)magic, sizeof(magic) - 1) == 0 && h2_recv(c, data, half) == 0) {
+  if (rpc_h2_recv(c, (const uint8_t *)magic, sizeof(magic) - 1) == 0 &&
+      rpc_h2_recv(c, data, half) == 0) {
     while (c->ng && nghttp2_session_mem_send(c->ng, &out) > 0)
       ;
-    if (h2_recv(c, data + half, size - half) == 0)
+    if (rpc_h2_recv(c, data + half, size - half) == 0)
       while (c->ng && nghttp2_session_mem_send(c->ng, &out) > 0)
         ;
   }
   c->busy--;
-  conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
+  rpc_conn_fail(c, RPC_E_CLOSED, RPC_UNAVAILABLE);
   uv_run(&loop, UV_RUN_DEFAULT);
   rpc_server_free(s);
   uv_run(&loop, UV_RUN_DEFAULT);

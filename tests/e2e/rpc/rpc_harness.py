@@ -33,6 +33,7 @@ MAX_MSG = 16 << 20
 SERVICE = "/drover.test.v1.Echo/"
 TWIN = os.environ.get("DROVER_RPC_TWIN") == "1"  # development only, see rpc_echo()
 STATUS_NAMES = {c.value[0]: c.name for c in grpc_echo.grpc.StatusCode}
+SANITIZER_MARKS = ("Sanitizer", "runtime error")
 
 
 # ---------------------------------------------------------------- session set-up
@@ -141,6 +142,8 @@ class Server:
 
     def __init__(self, kind, cmd, logpath, timeout=20):
         self.kind, self.cmd, self.logpath = kind, cmd, logpath
+        self.checked = False  # stopped and checked by the test
+        self.killed_on_purpose = False
         self._log = open(logpath, "wb")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log,
                                      env=_asan_env(), start_new_session=True)
@@ -209,7 +212,56 @@ class Server:
             self.kill()
             return None
 
+    def sanitizer_report(self):
+        """Lines of the log where ASan/UBSan/LSan spoke ("" when none)."""
+        return "\n".join(ln for ln in self.log().splitlines() if any(m in ln for m in SANITIZER_MARKS))
+
+    def problems(self, rc, how):
+        """What is wrong with a server that ended with rc after `how`."""
+        out = []
+        if rc != 0:
+            out.append(f"{self.kind} server {self.cmd} exit code {rc} ({_signame(rc)}) {how}")
+        report = self.sanitizer_report()
+        if report:
+            out.append(f"{self.kind} server {self.cmd}: sanitizer report:\n{report[:2000]}")
+        if out:
+            out.append(self.tail(3000))
+        return out
+
+    def stop_checked(self):
+        """Stops the server (SIGTERM) and asserts it exited 0 with no sanitizer report.
+        Every test that starts a server of its own ends with this (or kill_on_purpose)."""
+        rc = self.stop()
+        self.checked = True
+        problems = self.problems(rc, "on SIGTERM")
+        self.kill()
+        assert not problems, "\n".join(problems)
+
+    def wait_exit_checked(self, timeout=20):
+        """For a server told to stop by the test: waits for its exit, asserts 0 and no
+        sanitizer report."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.kind} server still running {timeout} s after it was "
+                                 f"told to stop\n{self.tail()}")
+        self.checked = True
+        problems = self.problems(rc, "after SIGTERM")
+        self.kill()
+        assert not problems, "\n".join(problems)
+
+    def kill_on_purpose(self):
+        """SIGKILL as the test's subject (a crash the peer must survive). Returns the exit
+        code (-9); the log is still checked for sanitizer reports at teardown."""
+        assert self.alive(), f"{self.kind} server died before the test killed it\n{self.tail()}"
+        os.kill(self.pid, signal.SIGKILL)
+        rc = self.proc.wait(10)
+        self.killed_on_purpose = True
+        assert rc == -signal.SIGKILL, f"{self.kind} server ended with {rc}, not SIGKILL\n{self.tail()}"
+        return rc
+
     def kill(self):
+        """Releases the process and its files (SIGKILL if it still runs: cleanup only)."""
         if self.proc.poll() is None:
             try:
                 os.kill(self.pid, signal.SIGCONT)
@@ -244,6 +296,8 @@ class Result:
 def expect(res, status, server=None):
     """Asserts the call status (and, for our client, the matching exit code)."""
     ctx = server.tail() if server else ""
+    report = [ln for ln in res.stderr.splitlines() if any(m in ln for m in SANITIZER_MARKS)]
+    assert not report, f"sanitizer report from the client:\n" + "\n".join(report[:40]) + f"\n{res!r}"
     assert res.status == status, (f"expected status {status} {STATUS_NAMES.get(status)}, "
                                   f"got {res!r}\n{ctx}")
     if res.rc is not None:
@@ -350,12 +404,13 @@ class InprocCall:
 def call_args(method, target, tls=None, message="hello", payload_size=0, repeat=0, delay_ms=0,
               fail_code=0, count=1, metadata=(), timeout_ms=None, concurrency=1,
               cancel_after_ms=None, read_delay_ms=0, max_message_size=None,
-              keepalive=None, server_name=None, quiet=False):
+              keepalive=None, server_name=None, quiet=False, paused_calls=0, connect_timeout=None):
     """The `call` command line of the CLI contract for these options."""
     a = ["call", "--target", target, method, "--message", message]
     tls = tls or {}
     for opt, val in (("--payload-size", payload_size), ("--repeat", repeat), ("--delay-ms", delay_ms),
-                     ("--fail-code", fail_code), ("--read-delay-ms", read_delay_ms)):
+                     ("--fail-code", fail_code), ("--read-delay-ms", read_delay_ms),
+                     ("--paused-calls", paused_calls)):
         if val:
             a += [opt, str(val)]
     if count != 1:
@@ -370,6 +425,8 @@ def call_args(method, target, tls=None, message="hello", payload_size=0, repeat=
         a += ["--cancel-after-ms", str(cancel_after_ms)]
     if max_message_size:
         a += ["--max-message-size", str(max_message_size)]
+    if connect_timeout:
+        a += ["--connect-timeout", str(connect_timeout)]
     if keepalive:
         a += ["--keepalive-interval", str(keepalive[0]), "--keepalive-timeout", str(keepalive[1])]
     if tls.get("tls_ca"):
@@ -396,10 +453,13 @@ class Env:
     def server_cmd(self, kind):
         return list(self.rpc_echo) if kind == "ours" else [PYTHON, GRPC_ECHO]
 
-    def start_server(self, kind, transport, extra=(), max_message_size=MAX_MSG, listen=None):
+    def start_server(self, kind, transport, extra=(), max_message_size=MAX_MSG, listen=None,
+                     wrap=()):
+        """wrap: a command that runs the server (e.g. in namespaces, ns_wrap())."""
         self.n += 1
         sockdir = tempfile.mkdtemp(prefix="drv-rpc-", dir="/tmp")
-        cmd = self.server_cmd(kind) + ["serve", "--listen", listen or transport.listen(sockdir)]
+        cmd = list(wrap) + self.server_cmd(kind)
+        cmd += ["serve", "--listen", listen or transport.listen(sockdir)]
         cmd += transport.server_args(self.certs)
         if max_message_size:
             cmd += ["--max-message-size", str(max_message_size)]
@@ -418,15 +478,26 @@ class Env:
         return s
 
     def close(self):
+        """Ends every process; returns what was wrong with our servers and the grpcio
+        ones: an exit code other than 0 on SIGTERM, a server that exited on its own,
+        a sanitizer report (also in the log of one killed on purpose)."""
         problems = []
         for c in self.calls:
             c.kill()
         for s in self.servers:
-            if s.alive() and s.kind == "ours":
-                rc = s.stop()
-                log = s.log()
-                if rc != 0 or "Sanitizer" in log:
-                    problems.append(f"our server {s.cmd} exit code {rc} on SIGTERM\n{log[-3000:]}")
+            if s.checked:
+                pass
+            elif s.killed_on_purpose:
+                report = s.sanitizer_report()
+                if report:
+                    problems.append(f"{s.kind} server {s.cmd} (killed by its test): sanitizer "
+                                    f"report:\n{report[:2000]}")
+            elif s.alive():
+                problems += s.problems(s.stop(), "on SIGTERM at the end of the session")
+            else:
+                problems += s.problems(s.proc.returncode, "on its own (nobody stopped it)") or \
+                    [f"{s.kind} server {s.cmd} exited 0 on its own (nobody stopped it)\n{s.tail()}"]
+            s.checked = True
             s.kill()
             shutil.rmtree(s.sockdir, ignore_errors=True)
         return problems
@@ -446,7 +517,7 @@ class Pair:
         return f"{self.direction}/{self.transport}"
 
     def start_call(self, method, tls=None, server_name=None, proc_client=False, fresh_rss=False,
-                   **kw):
+                   wrap=(), **kw):
         """Starts a call; .result() gives a Result. The client is grpcio in this process
         when our server is under test, else drover-rpc-echo call (proc_client: the
         grpcio twin as a process, for tests that must stop the client)."""
@@ -455,7 +526,7 @@ class Pair:
         ctx = self.server.tail()
         if not self.ours_server or proc_client:
             base = self.env.rpc_echo if not self.ours_server else [PYTHON, GRPC_ECHO]
-            c = CliCall(base + call_args(method, self.target, tls, server_name=server_name, **kw), ctx,
+            c = CliCall(list(wrap) + base + call_args(method, self.target, tls, server_name=server_name, **kw), ctx,
                         fresh_rss)
             self.env.calls.append(c)
             return c
@@ -529,13 +600,20 @@ def pair(rpc_env, direction, transport):
     p = Pair(rpc_env, direction, transport)
     yield p
     if not p.server.alive():
+        p.server.checked = True  # reported here, not again at the end of the session
         pytest.fail(_died(p.server))
 
 
 @pytest.fixture
 def fresh_pair(rpc_env, direction, transport):
-    """A pair with a server of its own, for tests that kill, stop or drain it."""
+    """A pair with a server of its own, for tests that kill, stop or drain it. Unless
+    the test already stopped (or killed) it, it is stopped and checked here."""
     kind = "ours" if direction == "srv=ours" else "grpcio"
     p = Pair(rpc_env, direction, transport, rpc_env.start_server(kind, transport))
     yield p
-    p.server.kill()
+    if p.server.killed_on_purpose:
+        report = p.server.sanitizer_report()
+        p.server.checked = True
+        assert not report, f"sanitizer report before the kill:\n{report}"
+    elif not p.server.checked:
+        p.server.stop_checked()

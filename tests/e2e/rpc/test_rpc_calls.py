@@ -6,7 +6,9 @@ import subprocess
 import grpc
 import pytest
 
-from rpc_harness import STATUS_NAMES, Pair, expect
+from rpc_harness import STATUS_NAMES, TWIN, Pair, expect
+
+SERVICE = "/drover.test.v1.Echo/"
 
 
 def test_rpc_unary(pair):
@@ -126,25 +128,37 @@ def test_rpc_grpcio_edge_cases(pair):
     assert [(x["index"], x["message"]) for x in r.replies] == [(0, "x"), (1, "y"), (2, "z")], r
 
 
+COMPRESSIONS = [("gzip", grpc.Compression.Gzip), ("deflate", grpc.Compression.Deflate)]
+
+
 @pytest.mark.parametrize("direction", ["srv=ours"])
-def test_rpc_compressed_request(pair, stubs):
-    """A grpcio client that gzips its messages: our server decompresses them, or says
-    UNIMPLEMENTED (gRPC's answer to an encoding it does not support), never garbage."""
+@pytest.mark.parametrize("name,compression", COMPRESSIONS, ids=[c[0] for c in COMPRESSIONS])
+def test_rpc_compressed_request(pair, stubs, name, compression):
+    """A grpcio client that compresses its messages: our server inflates them (the
+    call succeeds with the right echo) and says in a trailer that they really came
+    compressed (x-compressed-requests, counted from the messages' compressed flag)."""
+    if TWIN:
+        pytest.skip("the grpcio twin cannot tell compressed requests (development mode only)")
     pb2 = stubs[0]
     ch = pair.channel()
     try:
-        stub = ch.unary_unary("/drover.test.v1.Echo/Unary",
-                              request_serializer=pb2.EchoRequest.SerializeToString,
-                              response_deserializer=pb2.EchoReply.FromString)
+        ser, de = pb2.EchoRequest.SerializeToString, pb2.EchoReply.FromString
+        unary = ch.unary_unary(SERVICE + "Unary", request_serializer=ser, response_deserializer=de)
         req = pb2.EchoRequest(message="zip", payload=b"z" * 5000)
-        try:
-            reply = stub(req, timeout=10, compression=grpc.Compression.Gzip)
-        except grpc.RpcError as e:
-            assert e.code() == grpc.StatusCode.UNIMPLEMENTED, \
-                (e.code(), e.details(), pair.server.tail())
-        else:
-            assert (reply.message, len(reply.payload)) == ("zip", 5000), reply
-        expect(pair.call("Unary"), 0, pair.server)
+        reply, call = unary.with_call(req, timeout=10, compression=compression)
+        assert (reply.message, len(reply.payload)) == ("zip", 5000), reply
+        assert dict(call.trailing_metadata()).get("x-compressed-requests") == "1", \
+            (call.trailing_metadata(), pair.server.tail())
+        stream = ch.stream_unary(SERVICE + "ClientStream", request_serializer=ser,
+                                 response_deserializer=de)
+        reqs = [pb2.EchoRequest(message=f"m{i}", payload=b"z" * 3000) for i in range(3)]
+        reply, call = stream.with_call(iter(reqs), timeout=10, compression=compression)
+        assert (reply.message, len(reply.payload), reply.index) == ("m0,m1,m2", 9000, 3), reply
+        assert dict(call.trailing_metadata()).get("x-compressed-requests") == "3", \
+            (call.trailing_metadata(), pair.server.tail())
+        # Uncompressed: no such trailer (the count is not made up).
+        reply, call = unary.with_call(req, timeout=10)
+        assert "x-compressed-requests" not in dict(call.trailing_metadata()), call.trailing_metadata()
     finally:
         ch.close()
 
@@ -205,26 +219,29 @@ def test_rpc_ipv6_loopback(rpc_env, direction, transport):
         pytest.skip("no IPv6 on this machine")
     kind = "ours" if direction == "srv=ours" else "grpcio"
     p = Pair(rpc_env, direction, transport, rpc_env.start_server(kind, transport, listen="[::1]:0"))
-    try:
-        assert p.target.startswith("[::1]:"), p.target
-        r = p.call("ServerStream", repeat=3)
-        expect(r, 0, p.server)
-        assert [x["index"] for x in r.replies] == [0, 1, 2], r
-        rc = p.server.stop()
-        assert rc == 0 and "Sanitizer" not in p.server.log(), (rc, p.server.tail())
-    finally:
-        p.server.kill()
+    assert p.target.startswith("[::1]:"), p.target
+    r = p.call("ServerStream", repeat=3)
+    expect(r, 0, p.server)
+    assert [x["index"] for x in r.replies] == [0, 1, 2], r
+    p.server.stop_checked()
 
 
 @pytest.mark.parametrize("direction", ["cli=ours"])
 def test_rpc_compressed_replies(pair):
-    """A grpcio server that gzips replies when the client's grpc-accept-encoding allows:
-    our client either does not advertise gzip (plain replies) or decompresses them."""
+    """A grpcio server that gzips replies (our client announces grpc-accept-encoding
+    identity,deflate,gzip): our client inflates them, and they really came compressed
+    (compressed_replies counts the messages whose compressed flag was set)."""
+    if TWIN:
+        pytest.skip("the grpcio twin cannot tell compressed replies (development mode only)")
     for method, kw in (("Unary", {}), ("ServerStream", {"repeat": 3}), ("Bidi", {"count": 2})):
         r = pair.call(method, payload_size=5000, metadata=[("x-compress-replies", "1")], **kw)
         expect(r, 0, pair.server)
         n = kw.get("repeat") or kw.get("count") or 1
         assert r.replies == [{"index": i, "message": "hello", "payload_len": 5000} for i in range(n)], r
+        assert r.final.get("compressed_replies") == n, r
+    r = pair.call("ServerStream", payload_size=5000, repeat=2)
+    expect(r, 0, pair.server)
+    assert r.final.get("compressed_replies") == 0, r
 
 
 def test_rpc_server_fails_while_client_still_sends(pair):

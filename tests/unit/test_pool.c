@@ -44,7 +44,7 @@ static void on_start(struct pool *p, void *ud, struct exec *e, const struct job 
 }
 
 static void on_line(struct pool *p, void *ud, const struct job *j, enum job_stream st, int64_t ts,
-                    const char *data, size_t len, int partial)
+                    const char *data, size_t len, int flags)
 {
   struct seen *s = ud;
   int i = start_index(s, j);

@@ -50,6 +50,7 @@ struct outwriter {
   int64_t since_us;       /* when the write in flight started; 0: none */
   int err[3];             /* by fd */
   int full, quit, discard, waiting;
+  int idle_wanted; /* the loop asked outwriter_idle and got 0: tell it */
 };
 
 /* One chunk, whole. Cancellation is enabled only around the calls that
@@ -138,8 +139,13 @@ static void *writer_main(void *arg)
       w->full = 0;
       notify = 1;
     }
-    if (!w->head)
-      notify = 1; /* idle: someone may be waiting for the drain */
+    /* Only a loop that waits for the drain hears of it: at full speed the
+     * queue empties after nearly every chunk, and a wakeup each time would
+     * cost the loop more than the bytes. */
+    if (!w->head && w->idle_wanted) {
+      w->idle_wanted = 0;
+      notify = 1;
+    }
     if (notify)
       uv_async_send(&w->async);
   }
@@ -251,6 +257,8 @@ int outwriter_idle(struct outwriter *w)
 {
   pthread_mutex_lock(&w->mu);
   int idle = w->discard || (!w->head && !w->inflight);
+  if (!idle)
+    w->idle_wanted = 1;
   pthread_mutex_unlock(&w->mu);
   return idle;
 }

@@ -17,8 +17,9 @@
 struct outwriter;
 
 /* Called on the loop after the writer's state changed: the queue fell below
- * low water, became empty, or a write failed. Check what you need with the
- * getters below; several changes may come as one call. */
+ * low water, became empty after outwriter_idle returned 0, or a write
+ * failed. Check what you need with the getters below; several changes may
+ * come as one call. */
 typedef void (*outwriter_cb)(struct outwriter *w, void *ud);
 
 /* Starts the thread. high > low > 0 are queue sizes in bytes. Returns 0 and
@@ -33,7 +34,8 @@ int outwriter_write(struct outwriter *w, int fd, const void *data, size_t len);
 /* 1 from a write that went above high water until the thread brought the
  * queue below low water. */
 int outwriter_full(struct outwriter *w);
-/* 1 when nothing is queued or being written (or everything was discarded). */
+/* 1 when nothing is queued or being written (or everything was discarded).
+ * After it returned 0, on_change is called once the queue is empty. */
 int outwriter_idle(struct outwriter *w);
 /* 0, or the -errno of the first write to fd (1 or 2) that failed. */
 int outwriter_error(struct outwriter *w, int fd);

@@ -79,6 +79,7 @@ struct exec {
   int64_t mono0;
   int wstatus;
   uint64_t kill_at;      /* loop time at which the group gets SIGKILL */
+  uint64_t guard_left;   /* ms of the EOF guard left when output was paused */
   uint64_t rss_floor_kb; /* see self_rss_floor */
   unsigned started : 1, reaped : 1, group_gone : 1, killing : 1, timed_out : 1, cancelled : 1,
       failed : 1, finished : 1, guard_armed : 1, raw : 1, paused : 1;
@@ -275,11 +276,13 @@ static void on_guard(uv_timer_t *t)
 }
 
 /* The guard runs only while output is read: a paused job's pipes are full
- * of output the owner still wants, not held by a stray process. */
+ * of output the owner still wants, not held by a stray process. Paused
+ * time does not count; the rest of the guard runs on resume. */
 static void arm_guard(struct exec *e)
 {
   if (e->started && e->reaped && !e->guard_armed && e->pid > 0) {
     e->guard_armed = 1;
+    e->guard_left = EOF_GUARD_MS;
     if (!e->paused)
       uv_timer_start(&e->tick, on_guard, EOF_GUARD_MS, 0);
   }
@@ -633,12 +636,15 @@ void exec_pause_output(struct exec *e, int paused)
     else if (uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) < 0)
       stream_end(s);
   }
-  /* The EOF guard waits while paused and starts over on resume. */
+  /* The EOF guard waits while paused (see arm_guard). */
   if (e->guard_armed) {
-    if (paused)
+    if (paused) {
+      uint64_t due = uv_timer_get_due_in(&e->tick);
+      e->guard_left = due ? due : 1;
       uv_timer_stop(&e->tick);
-    else
-      uv_timer_start(&e->tick, on_guard, EOF_GUARD_MS, 0);
+    } else {
+      uv_timer_start(&e->tick, on_guard, e->guard_left, 0);
+    }
   }
   if (!paused)
     maybe_finish(e);

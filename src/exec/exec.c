@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -80,7 +79,7 @@ struct exec {
   int wstatus;
   uint64_t kill_at;      /* loop time at which the group gets SIGKILL */
   uint64_t guard_left;   /* ms of the EOF guard left when output was paused */
-  uint64_t rss_floor_kb; /* see self_rss_floor */
+  uint64_t rss_floor_kb; /* see self_rss_reset */
   unsigned started : 1, reaped : 1, group_gone : 1, killing : 1, timed_out : 1, cancelled : 1,
       failed : 1, finished : 1, guard_armed : 1, raw : 1, paused : 1;
 };

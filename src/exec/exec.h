@@ -81,17 +81,19 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
  * and reaping go on as usual. Must not be called after on_exit. */
 void exec_pause_output(struct exec *e, int paused);
 /* Cancels: TERM to the group, KILL after grace_ms (UINT64_MAX: the job's
- * kill_grace). Status becomes JOB_CANCELLED unless the job already finished.
- * Calling it again with a shorter grace shortens the wait. */
+ * kill_grace). Status becomes JOB_CANCELLED unless the job's process has
+ * exited already (then this does nothing). Calling it again with a shorter
+ * grace shortens the wait. */
 void exec_cancel(struct exec *e, uint64_t grace_ms);
 int exec_pid(const struct exec *e);
 /* Makes the calling process the reaper of its jobs' orphans
  * (PR_SET_CHILD_SUBREAPER), so a grandchild killed with its job's group is
  * reaped here instead of lingering as a zombie when PID 1 does not reap.
  * Call once at start in every command that runs jobs. Returns 0 or -errno.
- * From then on, every child of the process that is not a running job's is
- * reaped by the loop's SIGCHLD watcher (so do not use uv_spawn on a loop
- * that runs jobs: its children would be reaped here). */
+ * Whether or not it was called, the loop's SIGCHLD watcher (open from the
+ * first job, see exec_loop_done) reaps every exited child of the process
+ * that is not a running job's: do not use uv_spawn on a loop that runs jobs,
+ * its children would be reaped here. */
 int exec_become_subreaper(void);
 /* Before uv_loop_close: closes the loop's SIGCHLD watcher when no job is
  * running on it. After the last job the watcher stays open, unreferenced (it

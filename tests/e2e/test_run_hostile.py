@@ -346,9 +346,13 @@ def test_agent_reaps_escaped_orphans(drover, tmp_path):
     pids = []
     try:
         # Three keep the job's stdout open (they end before the job does),
-        # three close it (they outlive the job).
-        script = ("for i in 1 2 3; do setsid sleep 0.3 & echo $!; done;"
-                  " for i in 1 2 3; do setsid sleep 0.6 >/dev/null 2>&1 & echo $!; done")
+        # three close it (they outlive the job). The job waits until each
+        # has left its process group: the group is killed when the job ends.
+        script = ("ps=; for i in 1 2 3; do setsid sleep 0.3 & ps=\"$ps $!\"; done;"
+                  " for i in 1 2 3; do setsid sleep 0.6 >/dev/null 2>&1 & ps=\"$ps $!\"; done;"
+                  " for p in $ps; do echo $p;"
+                  " while [ \"$(cut -d' ' -f5 /proc/$p/stat 2>/dev/null)\" = $$ ]; do sleep 0.01;"
+                  " done; done")
         wait_for(lambda: (d / "results").is_dir(), what="agent start")
         (d / ".esc.tmp").write_text(json.dumps({"id": "esc", "command": script}))
         os.rename(d / ".esc.tmp", d / "esc.json")

@@ -630,6 +630,18 @@ static int proc_running(int pid)
   return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
+static void on_pause_timer(uv_timer_t *t);
+
+/* Polls until the job's process is gone (reaped while its output waits),
+ * then gives the EOF guard (2 s) time to fire, which it must not. */
+static void on_exit_poll(uv_timer_t *t)
+{
+  struct run *rn = t->data;
+  if (proc_running(exec_pid(rn->e)) || kill(exec_pid(rn->e), 0) == 0)
+    return;
+  uv_timer_start(t, on_pause_timer, 2500, 0);
+}
+
 static void on_pause_timer(uv_timer_t *t)
 {
   struct run *rn = t->data;
@@ -640,7 +652,8 @@ static void on_pause_timer(uv_timer_t *t)
   uv_close((uv_handle_t *)t, NULL);
 }
 
-/* Paused from the start for pause_ms, then resumed: returns with rn filled. */
+/* Paused from the start, then resumed: after pause_ms, or (pause_ms 0)
+ * 2.5 s after the job's process is gone. Returns with rn filled. */
 static void run_paused(struct run *rn, const char *cmd, uint64_t pause_ms)
 {
   struct job j;
@@ -652,7 +665,10 @@ static void run_paused(struct run *rn, const char *cmd, uint64_t pause_ms)
   exec_pause_output(rn->e, 1);
   uv_timer_init(&rn->loop, &t);
   t.data = rn;
-  uv_timer_start(&t, on_pause_timer, pause_ms, 0);
+  if (pause_ms)
+    uv_timer_start(&t, on_pause_timer, pause_ms, 0);
+  else
+    uv_timer_start(&t, on_exit_poll, 20, 20);
   uv_run(&rn->loop, UV_RUN_DEFAULT);
   exec_loop_done(&rn->loop);
   uv_run(&rn->loop, UV_RUN_DEFAULT);
@@ -674,7 +690,7 @@ static void test_exec_pause_output(void **state)
   assert_int_equal(big.r.status, JOB_SUCCEEDED);
   run_free(&big);
 
-  run_paused(&small, "head -c 100000 /dev/zero", 2500);
+  run_paused(&small, "head -c 100000 /dev/zero", 0);
   assert_false(small.alive_in_pause);
   assert_int_equal(small.rawlen[0], 100000);
   assert_int_equal(small.r.bytes[JOB_STDOUT], 100000);

@@ -341,6 +341,9 @@ static void on_signal(uv_signal_t *h, int signum)
   }
 }
 
+/* A signal that cannot be caught here (a tool such as valgrind keeps some
+ * real-time signals for itself) is skipped, not fatal: the rest still stop
+ * the job. */
 static int start_signals(struct run_ctx *ctx)
 {
   int list[MAX_SIGNALS], n = 0, rc;
@@ -356,7 +359,8 @@ static int start_signals(struct run_ctx *ctx)
     h->data = ctx;
     ctx->nsigs++;
     if ((rc = uv_signal_start(h, on_signal, list[i])) < 0)
-      return rc;
+      log_debug("cannot catch a signal; it will not stop the job", "signal=%d error=%s", list[i],
+                uv_strerror(rc));
   }
   return 0;
 }

@@ -217,9 +217,9 @@ def test_run_second_signal_kills_without_grace(drover, tmp_path):
 
 
 def test_run_reader_going_away_stops_the_job(drover):
-    r = subprocess.run(f"'{drover}' run -- yes | head -n 2", shell=True, capture_output=True,
-                       text=True, timeout=30)
-    assert r.stdout == "y\ny\n"
+    r = subprocess.run(["bash", "-c", f"'{drover}' run -- yes | head -n 2; echo ${{PIPESTATUS[0]}}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout == "y\ny\n141\n"  # 128 + SIGPIPE, as the job itself would die
 
 
 def test_run_bad_flag_prints_usage_and_exits_2(drover):

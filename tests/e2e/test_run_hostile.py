@@ -4,6 +4,7 @@ Every test waits on events (a pid, a file, a full pipe), never on a fixed sleep.
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import termios
@@ -72,13 +73,51 @@ def children(pid):
     return out
 
 
+def read_line(f, timeout=30):
+    """The first line of pipe f, read without buffering ahead, within timeout."""
+    fd, line = f.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], "timed out reading a line"
+        c = os.read(fd, 1)
+        assert c, f"EOF after {line!r}"
+        line += c
+    return line
+
+
 def start(drover, script, *extra, **kw):
     """Starts `drover run -- SCRIPT` whose first stdout line is a pid; returns (proc, pid)."""
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     p = subprocess.Popen([drover, "run", *extra, "--", script], env=clean_env(), **kw)
-    pid = int(p.stdout.readline())
+    try:
+        pid = int(read_line(p.stdout))
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
     return p, pid
+
+
+def start_stalled(drover, tmp_path, script, *extra):
+    """Starts `drover run -- SCRIPT` with a stdout that nobody reads; the job
+    writes its pid to a file first (a line on stderr could wait behind stdout:
+    drover writes both in the order it read them). Returns (proc, pid, read end)."""
+    pidfile = tmp_path / "pid"
+    r, w = os.pipe()
+    p = subprocess.Popen([drover, "run", *extra, "--",
+                          f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; {script}"],
+                         stdout=w, stderr=subprocess.PIPE, env=clean_env())
+    os.close(w)
+    try:
+        wait_for(pidfile.exists, what="the job's pid file")
+    except BaseException:
+        p.kill()
+        p.wait()
+        os.close(r)
+        raise
+    return p, int(pidfile.read_text()), r
 
 
 def finish(p, timeout=30):
@@ -279,12 +318,8 @@ def _pipe_full(r):
     return int.from_bytes(buf, "little") >= fcntl.fcntl(r, F_GETPIPE_SZ)
 
 
-def test_run_timeout_with_stalled_reader_exits_124(drover):
-    r, w = os.pipe()
-    p = subprocess.Popen([drover, "run", "--timeout", "500ms", "--", "echo $$ >&2; exec yes"],
-                         stdout=w, stderr=subprocess.PIPE, env=clean_env())
-    os.close(w)
-    child = int(p.stderr.readline())
+def test_run_timeout_with_stalled_reader_exits_124(drover, tmp_path):
+    p, child, r = start_stalled(drover, tmp_path, "exec yes", "--timeout", "2s")
     try:
         # The timeout fires although drover's stdout is full: the job is gone ...
         wait_for(lambda: dead(child), timeout=30, what="the timed-out job to be killed")
@@ -300,12 +335,8 @@ def test_run_timeout_with_stalled_reader_exits_124(drover):
         kill_left(child)
 
 
-def test_run_sigterm_with_stalled_reader_acts_at_once(drover):
-    r, w = os.pipe()
-    p = subprocess.Popen([drover, "run", "--", "echo $$ >&2; exec yes"], stdout=w,
-                         stderr=subprocess.PIPE, env=clean_env())
-    os.close(w)
-    child = int(p.stderr.readline())
+def test_run_sigterm_with_stalled_reader_acts_at_once(drover, tmp_path):
+    p, child, r = start_stalled(drover, tmp_path, "exec yes")
     try:
         wait_for(lambda: _pipe_full(r), what="drover's stdout to fill up")
         t0 = time.monotonic()

@@ -31,10 +31,12 @@ t1=$(stat -c %.9Y "$T/jobs/results/out.json")
 rate=$(awk -v a="$t0" -v b="$t1" -v n="$BYTES" 'BEGIN { printf "%.0f", n / (b - a) / 1e6 }')
 logsize=$(stat -c %s "$T/jobs/logs/out.log")
 lines=$(sed -n 's/.*"stdout":{"lines":\([0-9]*\).*/\1/p' "$T/jobs/results/out.json")
+# VmHWM: the agent's peak RSS since the job started (drover resets its own
+# high-water mark at each spawn to tell the job's peak from its own).
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$AGENT/status")
 
 echo "a job writing $BYTES bytes of 41-byte lines ($lines lines captured)"
 echo "  to /dev/null:                 $base MB/s"
 echo "  through drover into its log:  $rate MB/s of job output" \
-  "(log file $((logsize / 1000000)) MB; agent peak RSS ${rss} kB)"
+  "(log file $((logsize / 1000000)) MB; agent peak RSS during the job ${rss} kB)"
 awk -v a="$rate" -v b="$base" 'BEGIN { printf "  ratio: %.2f of /dev/null\n", a / b }'

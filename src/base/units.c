@@ -8,15 +8,18 @@
 
 /* Reads "123" or "12.5" at *p. The fraction is kept as up to 9 digits scaled
  * to nanos so that "1.5" and "1.50" mean the same; further digits are
- * ignored (they cannot change a millisecond or byte count that fits). */
-static int read_number(const char **p, uint64_t *whole, uint64_t *frac_e9, int *has_frac)
+ * ignored (they cannot change a millisecond or byte count that fits) except
+ * for *nonzero, which says whether any digit at all was not 0. */
+static int read_number(const char **p, uint64_t *whole, uint64_t *frac_e9, int *has_frac,
+                       int *nonzero)
 {
   const char *s = *p;
   uint64_t w = 0, f = 0;
-  int nd = 0, nf = 0;
+  int nd = 0, nf = 0, nz = 0;
 
   while (isdigit((unsigned char)*s)) {
     unsigned d = (unsigned)(*s - '0');
+    nz |= d != 0;
     if (w > (UINT64_MAX - d) / 10)
       return -1;
     w = w * 10 + d;
@@ -28,6 +31,7 @@ static int read_number(const char **p, uint64_t *whole, uint64_t *frac_e9, int *
     s++;
     *has_frac = 1;
     while (isdigit((unsigned char)*s)) {
+      nz |= *s != '0';
       if (nf < 9) {
         f = f * 10 + (uint64_t)(*s - '0');
         nf++;
@@ -44,6 +48,7 @@ static int read_number(const char **p, uint64_t *whole, uint64_t *frac_e9, int *
     return -1;
   *whole = w;
   *frac_e9 = f;
+  *nonzero = nz;
   *p = s;
   return 0;
 }
@@ -62,6 +67,7 @@ static int scale(uint64_t whole, uint64_t frac_e9, uint64_t mult, uint64_t *out)
 int units_parse_duration(const char *s, uint64_t *ms)
 {
   uint64_t total = 0;
+  int any = 0; /* some part was not zero */
 
   if (!s || !*s)
     return -1;
@@ -71,9 +77,10 @@ int units_parse_duration(const char *s, uint64_t *ms)
   }
   while (*s) {
     uint64_t whole, frac, mult, v;
-    int has_frac;
-    if (read_number(&s, &whole, &frac, &has_frac) < 0)
+    int has_frac, nonzero;
+    if (read_number(&s, &whole, &frac, &has_frac, &nonzero) < 0)
       return -1;
+    any |= nonzero;
     if (s[0] == 'm' && s[1] == 's') {
       mult = 1;
       s += 2;
@@ -93,6 +100,10 @@ int units_parse_duration(const char *s, uint64_t *ms)
       return -1;
     total += v;
   }
+  /* A positive duration never becomes 0, which means "no limit" to a
+   * timeout: "0.0000001s" is 1 ms, not forever. */
+  if (total == 0 && any)
+    total = 1;
   *ms = total;
   return 0;
 }
@@ -100,11 +111,11 @@ int units_parse_duration(const char *s, uint64_t *ms)
 int units_parse_size(const char *s, uint64_t *bytes)
 {
   uint64_t whole, frac, mult = 1;
-  int has_frac;
+  int has_frac, nonzero;
 
   if (!s || !*s)
     return -1;
-  if (read_number(&s, &whole, &frac, &has_frac) < 0)
+  if (read_number(&s, &whole, &frac, &has_frac, &nonzero) < 0)
     return -1;
   switch (*s) {
   case 'k':

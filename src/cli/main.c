@@ -1,7 +1,10 @@
 /* main.c - `drover <command>`: one dispatch table (git's git.c). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/config.h"
 #include "cli/cli.h"
@@ -35,8 +38,32 @@ int cli_usage_error(const char *cmd, const char *args, const char *summary,
   return CLI_EXIT_USAGE;
 }
 
+/* A closed fd 0, 1 or 2 would be handed to the next open(): libuv's epoll
+ * fd or a job's pipe would become "stdin" or "stdout", and writes meant for
+ * the terminal would land in it (libuv asserts on it). /dev/null takes the
+ * place of a closed one. open returns the lowest free fd, so going up from
+ * 0 puts each on its own number. Returns 0, or -1 when /dev/null cannot be
+ * opened. */
+static int stdio_ensure_open(void)
+{
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+      continue;
+    int n = open("/dev/null", O_RDWR);
+    if (n < 0)
+      return -1;
+    if (n != fd) { /* cannot happen when fd was the lowest free one; be sure */
+      dup2(n, fd);
+      close(n);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
+  if (stdio_ensure_open() < 0)
+    return CLI_EXIT_ERROR;
   if (argc < 2) {
     usage(stderr);
     return CLI_EXIT_USAGE;

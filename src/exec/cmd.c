@@ -3,12 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/util.h"
 #include "exec/spawn.h"
+
+/* The most of a command, argv or script the header shows: a 50 MB command
+ * must not become 800 log lines. */
+#define HEADER_MAX 4096
 
 static char *dup0(const char *s)
 {
@@ -102,35 +108,96 @@ static void strv_free(char **v)
   free(v);
 }
 
-/* Appends s to *out, single-quoted when a shell would not read it as one
- * plain word: the header of an exec job shows exactly what ran. */
-static void append_quoted(char **out, const char *s)
+/* A growing text that stops growing past HEADER_MAX + 1 bytes but keeps
+ * counting: the header of a 30,000-word argv or a 50 MB command costs
+ * 4 KiB, not a copy per word. */
+struct htext {
+  char *p;
+  size_t len, cap;
+  uint64_t total; /* bytes the whole text has */
+};
+
+static void ht_put(struct htext *t, const char *s, size_t n)
+{
+  size_t keep = 0;
+  t->total += n;
+  if (t->len <= HEADER_MAX)
+    keep = n < HEADER_MAX + 1 - t->len ? n : HEADER_MAX + 1 - t->len;
+  if (!keep)
+    return;
+  if (t->len + keep + 1 > t->cap) {
+    t->cap = t->cap ? t->cap : 256;
+    while (t->cap < t->len + keep + 1)
+      t->cap *= 2;
+    t->p = xrealloc(t->p, t->cap);
+  }
+  memcpy(t->p + t->len, s, keep);
+  t->len += keep;
+  t->p[t->len] = '\0';
+}
+
+static void ht_str(struct htext *t, const char *s)
+{
+  ht_put(t, s, strlen(s));
+}
+
+/* Appends s, single-quoted when a shell would not read it as one plain
+ * word: the header of an exec job shows exactly what ran, ready to paste. */
+static void ht_quoted(struct htext *t, const char *s)
 {
   static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                               "0123456789_@%+=:,./-";
-  char *prev = *out;
-  if (*s && strspn(s, plain) == strlen(s)) {
-    *out = xasprintf("%s%s", prev, s);
-  } else {
-    size_t n = strlen(prev), len = n + 3;
-    for (const char *p = s; *p; p++)
-      len += *p == '\'' ? 4 : 1;
-    char *q = xmalloc(len), *w = q + n;
-    memcpy(q, prev, n);
-    *w++ = '\'';
-    for (const char *p = s; *p; p++) {
-      if (*p == '\'') {
-        memcpy(w, "'\\''", 4);
-        w += 4;
-      } else {
-        *w++ = *p;
-      }
-    }
-    *w++ = '\'';
-    *w = '\0';
-    *out = q;
+  size_t n = strlen(s);
+  if (n && strspn(s, plain) == n) {
+    ht_put(t, s, n);
+    return;
   }
-  free(prev);
+  ht_put(t, "'", 1);
+  for (const char *p = s; *p;) {
+    size_t run = strcspn(p, "'");
+    ht_put(t, p, run);
+    p += run;
+    if (*p == '\'') {
+      ht_put(t, "'\\''", 4);
+      p++;
+    }
+  }
+  ht_put(t, "'", 1);
+}
+
+/* "1234567" -> "1,234,567" */
+static void fmt_thousands(char *buf, size_t size, uint64_t v)
+{
+  char digits[32];
+  int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), w = 0;
+  for (int i = 0; i < n && (size_t)w + 2 < size; i++) {
+    if (i > 0 && (n - i) % 3 == 0)
+      buf[w++] = ',';
+    buf[w++] = digits[i];
+  }
+  buf[w] = '\0';
+}
+
+/* The header: "$ " and the text, cut after HEADER_MAX bytes (back to the
+ * start of a UTF-8 character) with a note of what was left out; `tail`
+ * ends it (a script's "EOF"). Takes t's buffer. */
+static char *ht_header(struct htext *t, const char *tail)
+{
+  size_t show = t->len;
+  char note[96] = "", n[32];
+  if (t->total > HEADER_MAX) {
+    show = HEADER_MAX;
+    while (show > 0 && ((unsigned char)t->p[show] & 0xC0) == 0x80)
+      show--;
+    fmt_thousands(n, sizeof n, t->total - show);
+    snprintf(note, sizeof note, "... (%s more bytes not shown)\n", n);
+  }
+  const char *text = t->p ? t->p : "";
+  int nl = !*tail || !show || text[show - 1] != '\n';
+  char *h = xasprintf("$ %.*s%s%s%s", (int)show, text, nl ? "\n" : "", note, tail);
+  free(t->p);
+  memset(t, 0, sizeof *t);
+  return h;
 }
 
 /* Splits an interpreter like "/usr/bin/env python3 -u" on blanks. */
@@ -184,6 +251,7 @@ static int write_script(struct cmd *c, const struct job *j, const char *tmpdir)
 
 int cmd_build(struct cmd *c, const struct job *j, const char *tmpdir)
 {
+  struct htext t = {0};
   int rc;
 
   memset(c, 0, sizeof *c);
@@ -196,23 +264,20 @@ int cmd_build(struct cmd *c, const struct job *j, const char *tmpdir)
     c->argv[0] = xstrdup("/bin/bash");
     c->argv[1] = xstrdup("-c");
     c->argv[2] = xstrdup(j->command);
-    c->header = xasprintf("$ %s\n", j->command);
+    ht_str(&t, j->command);
+    c->header = ht_header(&t, "");
     break;
   case JOB_EXEC:
     if (!j->argv || !j->argc || !j->argv[0])
       return -EINVAL;
     c->argv = xcalloc(j->argc + 1, sizeof *c->argv);
-    c->header = xstrdup("$");
     for (size_t i = 0; i < j->argc; i++) {
       c->argv[i] = xstrdup(j->argv[i]);
-      char *prev = c->header;
-      c->header = xasprintf("%s ", prev);
-      free(prev);
-      append_quoted(&c->header, j->argv[i]);
+      if (i)
+        ht_put(&t, " ", 1);
+      ht_quoted(&t, j->argv[i]);
     }
-    char *prev = c->header;
-    c->header = xasprintf("%s\n", prev);
-    free(prev);
+    c->header = ht_header(&t, "");
     break;
   case JOB_SCRIPT: {
     if (!j->interpreter)
@@ -221,10 +286,10 @@ int cmd_build(struct cmd *c, const struct job *j, const char *tmpdir)
     if (!c->argv[0])
       return -EINVAL;
     c->what = "interpreter";
-    const char *body = j->script ? j->script : "";
-    size_t blen = strlen(body);
-    c->header = xasprintf("$ %s <<'EOF'\n%s%sEOF\n", j->interpreter, body,
-                          blen && body[blen - 1] != '\n' ? "\n" : "");
+    ht_str(&t, j->interpreter);
+    ht_str(&t, " <<'EOF'\n");
+    ht_str(&t, j->script ? j->script : "");
+    c->header = ht_header(&t, "EOF\n");
     break;
   }
   default:

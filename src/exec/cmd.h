@@ -7,10 +7,14 @@
 #include "job/job.h"
 
 struct cmd {
-  char **argv;       /* NULL-terminated; a script's ends with its file */
-  char **envp;       /* environ, then the job's env, then DROVER_* */
-  char *path;        /* the resolved program; NULL when error is set */
-  char *header;      /* JOB_SYSTEM text: "$ command\n" (script: a heredoc) */
+  char **argv; /* NULL-terminated; a script's ends with its file */
+  char **envp; /* environ, then the job's env, then DROVER_* */
+  char *path;  /* the resolved program; NULL when error is set */
+  /* JOB_SYSTEM text: "$ command\n", an exec job's words shell-quoted, a
+   * script as a heredoc. The command, words or script show their first
+   * 4 KiB at most (cut at a UTF-8 character), then a line
+   * "... (N more bytes not shown)". */
+  char *header;
   char *script_path; /* script kind: private 0600 temp file (cmd_release unlinks it) */
   const char *what;  /* "exec" or "interpreter": how errors name the program */
   const char *name;  /* the program as the job wrote it (argv[0]) */

@@ -6,7 +6,11 @@
  * before output. The per-loop SIGCHLD watcher (reaper.c) reaps the process
  * group; when the main process is gone its group is SIGKILLed, and on_exit
  * runs once the group is reaped and every pipe is at EOF. Then the handles
- * are closed and the exec freed. */
+ * are closed and the exec freed.
+ *
+ * Output goes one of two ways: cut into lines (lines.c) for a log, or, in
+ * raw mode, handed over as read for a byte-exact passthrough; the counts in
+ * the result are the same either way. */
 #include "exec/exec.h"
 
 #include <errno.h>
@@ -52,6 +56,7 @@ struct stream {
   int open;     /* not at EOF yet */
   int skipping; /* progress: inside an over-long line */
   int64_t ts;   /* wall time of the current read */
+  char last;    /* raw mode: the last byte read, for the unterminated tail */
 };
 
 struct exec {
@@ -72,32 +77,35 @@ struct exec {
   struct job_result r;
   int64_t mono0;
   int wstatus;
-  uint64_t kill_at; /* loop time at which the group gets SIGKILL */
+  uint64_t kill_at;      /* loop time at which the group gets SIGKILL */
+  uint64_t guard_left;   /* ms of the EOF guard left when output was paused */
+  uint64_t rss_floor_kb; /* see self_rss_reset */
   unsigned started : 1, reaped : 1, group_gone : 1, killing : 1, timed_out : 1, cancelled : 1,
-      failed : 1, finished : 1, guard_armed : 1;
+      failed : 1, finished : 1, guard_armed : 1, raw : 1, paused : 1;
 };
 
 static void maybe_finish(struct exec *e);
 
 /* ---- output ---- */
 
-static void on_line(void *ud, const char *data, size_t len, int partial)
+static void on_line(void *ud, const char *data, size_t len, unsigned flags)
 {
   struct stream *s = ud;
   struct exec *e = s->e;
   /* A line counts once, at its last part: the count matches `wc -l` plus an
    * unterminated tail. */
-  if (!partial)
+  if (!(flags & LINES_PARTIAL))
     e->r.lines[s->id]++;
   if (e->ops.on_line)
-    e->ops.on_line(e, e->ud, (enum job_stream)s->id, s->ts, data, len, partial);
+    e->ops.on_line(e, e->ud, (enum job_stream)s->id, s->ts, data, len, flags);
 }
 
-static void on_progress_line(void *ud, const char *data, size_t len, int partial)
+static void on_progress_line(void *ud, const char *data, size_t len, unsigned flags)
 {
   struct stream *s = ud;
   struct exec *e = s->e;
   struct job_progress p;
+  int partial = (flags & LINES_PARTIAL) != 0;
 
   /* An over-long progress line is garbage, not a progress report. */
   if (partial || s->skipping) {
@@ -113,11 +121,29 @@ static void on_progress_line(void *ud, const char *data, size_t len, int partial
     e->ops.on_progress(e, e->ud, &e->r.progress);
 }
 
-static void on_sys_line(void *ud, const char *data, size_t len, int partial)
+static void on_sys_line(void *ud, const char *data, size_t len, unsigned flags)
 {
   struct exec *e = ud;
   if (e->ops.on_line)
-    e->ops.on_line(e, e->ud, JOB_SYSTEM, now_us(), data, len, partial);
+    e->ops.on_line(e, e->ud, JOB_SYSTEM, now_us(), data, len, flags);
+}
+
+/* Raw mode: the same line count lines.c would give, without cutting: one
+ * per '\n' here, and one for an unterminated tail at the end (stream_end). */
+static void on_raw(struct stream *s, const char *data, size_t n)
+{
+  struct exec *e = s->e;
+  const char *p = data, *end = data + n;
+  uint64_t nl = 0;
+
+  while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+    nl++;
+    p++;
+  }
+  e->r.lines[s->id] += nl;
+  s->last = data[n - 1];
+  if (e->ops.on_data)
+    e->ops.on_data(e, e->ud, (enum job_stream)s->id, data, n);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -153,7 +179,12 @@ static void stream_end(struct stream *s)
   if (!s->open)
     return;
   s->open = 0;
-  lines_flush(&s->lines);
+  if (s->e->raw && s->id != S_PROGRESS) {
+    if (s->e->r.bytes[s->id] > 0 && s->last != '\n')
+      s->e->r.lines[s->id]++;
+  } else {
+    lines_flush(&s->lines);
+  }
   uv_close((uv_handle_t *)&s->pipe, on_closed);
 }
 
@@ -168,7 +199,10 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
     s->ts = now_us();
     if (s->id != S_PROGRESS)
       e->r.bytes[s->id] += (uint64_t)n;
-    lines_feed(&s->lines, buf->base, (size_t)n);
+    if (e->raw && s->id != S_PROGRESS)
+      on_raw(s, buf->base, (size_t)n);
+    else
+      lines_feed(&s->lines, buf->base, (size_t)n);
     return;
   }
   if (n == 0)
@@ -240,18 +274,55 @@ static void on_guard(uv_timer_t *t)
   maybe_finish(e);
 }
 
+/* The guard runs only while output is read: a paused job's pipes are full
+ * of output the owner still wants, not held by a stray process. Paused
+ * time does not count; the rest of the guard runs on resume. */
 static void arm_guard(struct exec *e)
 {
   if (e->started && e->reaped && !e->guard_armed && e->pid > 0) {
     e->guard_armed = 1;
-    uv_timer_start(&e->tick, on_guard, EOF_GUARD_MS, 0);
+    e->guard_left = EOF_GUARD_MS;
+    if (!e->paused)
+      uv_timer_start(&e->tick, on_guard, EOF_GUARD_MS, 0);
   }
 }
 
-static void add_rusage(struct exec *e, const struct rusage *ru)
+/* Why a floor: the job's first process is cloned with CLONE_VM, and at
+ * execve the kernel copies the high-water mark of the mm it leaves (ours)
+ * into the new process's maxrss (fs/exec.c, exec_mmap); fork would do the
+ * same. So that process's ru_maxrss is at least our own RSS, whatever the
+ * job used. Just before the spawn we reset our high-water mark to our
+ * current RSS (clear_refs "5", best effort); right after it we read our
+ * maxrss, which then covers our RSS at the child's execve (the spawn's own
+ * stack pages included: unmapping them updates the mark). The first
+ * process's figure counts only above that floor; its descendants forked
+ * from the job's own memory and count always. */
+static void self_rss_reset(void)
 {
-  if ((uint64_t)ru->ru_maxrss > e->r.max_rss_kb)
-    e->r.max_rss_kb = (uint64_t)ru->ru_maxrss;
+  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t w = write(fd, "5", 1);
+    (void)w; /* without it the floor is our lifetime peak: higher, still safe */
+    close(fd);
+  }
+}
+
+static uint64_t self_maxrss(void)
+{
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) < 0)
+    return UINT64_MAX;
+  return (uint64_t)ru.ru_maxrss;
+}
+
+static void add_rusage(struct exec *e, const struct rusage *ru, int leader)
+{
+  uint64_t kb = (uint64_t)ru->ru_maxrss;
+  if (!leader || kb > e->rss_floor_kb) {
+    if (!e->r.max_rss_known || kb > e->r.max_rss_kb)
+      e->r.max_rss_kb = kb;
+    e->r.max_rss_known = 1;
+  }
   e->r.user_us += (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
   e->r.sys_us += (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
 }
@@ -269,7 +340,7 @@ static void on_reap(struct reaper_entry *en)
     int st;
     pid_t w = wait4(-e->pid, &st, WNOHANG, &ru);
     if (w > 0) {
-      add_rusage(e, &ru);
+      add_rusage(e, &ru, w == e->pid);
       if (w == e->pid) {
         e->wstatus = st;
         e->r.finished_us = now_us();
@@ -377,6 +448,8 @@ static void on_tick(uv_timer_t *t)
   }
   for (int i = 0; i < NSTREAMS; i++) {
     struct stream *s = &e->st[i];
+    if (e->paused && i != S_PROGRESS)
+      continue;
     if (s->open && uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) < 0)
       stream_end(s);
   }
@@ -431,6 +504,7 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
   e->ops = *ops;
   e->ud = ud;
   e->max_line = opts->max_line ? opts->max_line : LINES_DEFAULT_MAX;
+  e->raw = opts->raw_output != 0;
   cmd_job_copy(&e->job, j);
   job_result_init(&e->r);
   e->r.attempt = j->attempt ? j->attempt : 1;
@@ -463,23 +537,30 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
         .fd_progress = e->st[S_PROGRESS].child_fd,
     };
     struct spawn_failure f;
-    if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-      rc = -errno;
-      goto fail;
+    if (opts->set_stdin && opts->fd_stdin >= 0) {
+      req.fd_stdin = opts->fd_stdin;
+    } else {
+      if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto fail;
+      }
+      req.fd_stdin = devnull;
     }
-    req.fd_stdin = devnull;
     /* The watcher is up before the spawn, so the child's SIGCHLD is not lost. */
     if ((rc = reaper_add(loop, &e->rent)) < 0)
       goto fail;
+    self_rss_reset();
     e->r.started_us = now_us();
     e->mono0 = mono_us();
     rc = spawn_process(&req, &f);
+    e->rss_floor_kb = self_maxrss();
     if (rc < 0) {
       reaper_remove(&e->rent);
       goto fail;
     }
     if (rc > 0) {
       e->pid = rc;
+      e->rent.pgid = rc;
     } else {
       reaper_remove(&e->rent);
       e->r.started_us = 0;
@@ -537,6 +618,37 @@ fail:
   return rc;
 }
 
+void exec_pause_output(struct exec *e, int paused)
+{
+  paused = paused != 0;
+  if (e->finished || (int)e->paused == paused)
+    return;
+  e->paused = (unsigned)paused;
+  if (!e->started)
+    return; /* on_tick starts reading, or not */
+  for (int i = 0; i < NSTREAMS; i++) {
+    struct stream *s = &e->st[i];
+    if (i == S_PROGRESS || !s->open)
+      continue;
+    if (paused)
+      uv_read_stop((uv_stream_t *)&s->pipe);
+    else if (uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) < 0)
+      stream_end(s);
+  }
+  /* The EOF guard waits while paused (see arm_guard). */
+  if (e->guard_armed) {
+    if (paused) {
+      uint64_t due = uv_timer_get_due_in(&e->tick);
+      e->guard_left = due ? due : 1;
+      uv_timer_stop(&e->tick);
+    } else {
+      uv_timer_start(&e->tick, on_guard, e->guard_left, 0);
+    }
+  }
+  if (!paused)
+    maybe_finish(e);
+}
+
 void exec_cancel(struct exec *e, uint64_t grace_ms)
 {
   if (e->finished || e->reaped || e->failed)
@@ -549,6 +661,11 @@ void exec_cancel(struct exec *e, uint64_t grace_ms)
 int exec_become_subreaper(void)
 {
   return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+void exec_loop_done(uv_loop_t *loop)
+{
+  reaper_loop_done(loop);
 }
 
 int exec_pid(const struct exec *e)

@@ -52,7 +52,7 @@ void lines_feed(struct lines *l, const char *data, size_t n)
       p = nl + 1;
     } else if (scan == room + 1) {
       pend(l, p, room);
-      l->cb(l->ud, l->buf, l->len, 1);
+      l->cb(l->ud, l->buf, l->len, LINES_PARTIAL);
       l->len = 0;
       p += room;
     } else {
@@ -70,7 +70,7 @@ void lines_feed(struct lines *l, const char *data, size_t n)
       l->cb(l->ud, p, (size_t)(nl - p), 0);
       p = nl + 1;
     } else if (scan == l->max + 1) {
-      l->cb(l->ud, p, l->max, 1);
+      l->cb(l->ud, p, l->max, LINES_PARTIAL);
       p += l->max;
     } else {
       pend(l, p, avail);
@@ -84,7 +84,7 @@ void lines_flush(struct lines *l)
   if (l->len > 0) {
     size_t len = l->len;
     l->len = 0;
-    l->cb(l->ud, l->buf, len, 0);
+    l->cb(l->ud, l->buf, len, LINES_NO_EOL);
   }
 }
 

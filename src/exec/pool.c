@@ -105,12 +105,12 @@ static void finish_job(struct pool *p, struct pool_job *pj, const struct job_res
 }
 
 static void on_exec_line(struct exec *e, void *ud, enum job_stream s, int64_t ts, const char *data,
-                         size_t len, int partial)
+                         size_t len, unsigned flags)
 {
   struct pool_job *pj = ud;
   struct pool *p = pj->p;
   if (p->ops.on_line)
-    p->ops.on_line(p, p->ud, &pj->job, s, ts, data, len, partial);
+    p->ops.on_line(p, p->ud, &pj->job, s, ts, data, len, (int)flags);
 }
 
 static void on_exec_progress(struct exec *e, void *ud, const struct job_progress *pr)
@@ -137,7 +137,8 @@ static void on_exec_exit(struct exec *e, void *ud, const struct job_result *r)
   pump(p);
 }
 
-static const struct exec_ops exec_ops = {on_exec_line, on_exec_progress, on_exec_exit};
+static const struct exec_ops exec_ops = {
+    .on_line = on_exec_line, .on_progress = on_exec_progress, .on_exit = on_exec_exit};
 
 /* Starts queued jobs while slots are free. Callbacks it makes (on_before_start,
  * on_start, or on_done for a job that could not be set up) may submit or cancel; the

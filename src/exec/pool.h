@@ -18,8 +18,10 @@ struct pool_ops {
    * program may already have run, or failed to start: then on_done follows).
    * May be NULL. */
   void (*on_start)(struct pool *p, void *ud, struct exec *e, const struct job *j);
+  /* exec.h's on_line for job j; flags holds its LINES_* bits (an int here
+   * so that existing handlers keep their type). May be NULL. */
   void (*on_line)(struct pool *p, void *ud, const struct job *j, enum job_stream s, int64_t ts_us,
-                  const char *data, size_t len, int partial);
+                  const char *data, size_t len, int flags);
   void (*on_progress)(struct pool *p, void *ud, const struct job *j, const struct job_progress *pr);
   /* Finished, timed out, cancelled (also while still queued: then r->started_us
    * is 0), or failed to start. */

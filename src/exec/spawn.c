@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +46,7 @@ struct child_ctx {
   int src[4]; /* fds for 0..3, all >= FIRST_FREE or -1 */
   struct sigaction dfl;
   sigset_t empty;
+  pid_t parent;           /* our pid, taken before clone */
   struct spawn_failure f; /* written by the child only when it fails */
 };
 
@@ -75,6 +77,16 @@ __attribute__((no_sanitize_address)) static int child_run(void *arg)
    * group, and the job cannot signal ours or read our terminal. */
   if (setsid() < 0)
     child_fail(c, SPAWN_STEP_SETUP, errno);
+
+  /* The job dies with the runner: if drover is killed (kill -9, OOM), the
+   * kernel SIGKILLs this process, so a job never runs on unsupervised beside
+   * the retry a restarted agent makes. If the runner died before prctl took
+   * effect, we have been reparented already and no signal will come: leave
+   * now. Only this process is covered; its own children are the group's. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+    child_fail(c, SPAWN_STEP_SETUP, errno);
+  if (getppid() != c->parent)
+    _exit(127);
 
   /* The runner installs handlers (libuv's point into our memory, which this
    * child shares) and ignores SIGPIPE; a job must start with default
@@ -148,6 +160,7 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   c.dfl.sa_handler = SIG_DFL;
   sigemptyset(&c.dfl.sa_mask);
   sigemptyset(&c.empty);
+  c.parent = getpid();
   c.f.step = SPAWN_OK;
   f->step = SPAWN_OK;
   f->err = 0;

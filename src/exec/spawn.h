@@ -1,6 +1,7 @@
 /* spawn.h - clone(CLONE_VM|CLONE_VFORK) + execve of one job process, with
  * its own session, fds 0..3 wired as asked (nothing else open), default
- * signal dispositions, and failures before exec reported back to the parent.
+ * signal dispositions, a parent-death signal (SIGKILL when the runner dies),
+ * and failures before exec reported back to the parent.
  * exec.c builds everything (paths, argv, envp, fds) before calling this;
  * the child shares our memory until exec and only makes syscalls. */
 #ifndef DROVER_EXEC_SPAWN_H
@@ -25,8 +26,10 @@ struct spawn_failure {
 };
 
 /* Starts the process; the calling thread waits until the child has exec'ed
- * or failed. Returns its pid (> 0) once it has exec'ed; the child is the
- * leader of a new session and process group (pgid == pid). Returns 0 with
+ * or failed. The child gets PR_SET_PDEATHSIG SIGKILL, which the kernel
+ * sends when the calling *thread* exits: call this from a thread that lives
+ * as long as the process (the loop thread), never from a worker. Returns its pid (> 0) once it has
+ * exec'ed; the child is the leader of a new session and process group (pgid == pid). Returns 0 with
  * *f filled when the child failed before exec (it has been reaped already),
  * or -errno when no child could be made (dup, mmap, clone). Safe to call from
  * any thread; the caller's signal mask is left as it was. */

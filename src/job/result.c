@@ -88,7 +88,8 @@ char *job_result_to_json(const struct job *j, const struct job_result *r, void *
   json_object_set_new(o, "started_at", time_or_null(r->started_us));
   json_object_set_new(o, "finished_at", time_or_null(r->finished_us));
   json_object_set_new(o, "duration_ms", json_integer((json_int_t)(r->duration_us / 1000)));
-  json_object_set_new(o, "max_rss_kb", json_integer((json_int_t)r->max_rss_kb));
+  json_object_set_new(o, "max_rss_kb",
+                      r->max_rss_known ? json_integer((json_int_t)r->max_rss_kb) : json_null());
   json_object_set_new(o, "cpu_user_ms", json_integer((json_int_t)(r->user_us / 1000)));
   json_object_set_new(o, "cpu_sys_ms", json_integer((json_int_t)(r->sys_us / 1000)));
   json_object_set_new(o, "stdout", stream_counts(r, JOB_STDOUT));

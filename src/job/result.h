@@ -27,7 +27,8 @@ struct job_result {
   int64_t started_us; /* wall clock, unix us; 0 if never started */
   int64_t finished_us;
   uint64_t duration_us; /* monotonic */
-  uint64_t max_rss_kb;  /* from wait4 rusage */
+  uint64_t max_rss_kb;  /* peak resident set of the job's largest process (kB) ... */
+  int max_rss_known;    /* ... when 1; 0: unknown (JSON null), max_rss_kb is 0 */
   uint64_t user_us, sys_us;
   uint64_t lines[2]; /* per JOB_STDOUT / JOB_STDERR */
   uint64_t bytes[2];
@@ -44,7 +45,7 @@ const char *job_status_name(enum job_status s); /* "succeeded", "timed_out", ...
 int job_result_exit_code(const struct job_result *r);
 /* JSON document of the result for job j (heap string, caller frees):
  * {"id","name","status","exit_code","signal","started_at","finished_at",
- *  "duration_ms","max_rss_kb","cpu_user_ms","cpu_sys_ms",
+ *  "duration_ms","max_rss_kb" (null unless max_rss_known),"cpu_user_ms","cpu_sys_ms",
  *  "stdout":{"lines","bytes"},"stderr":{"lines","bytes"},"error","progress",
  *  "attempt", ...}. `extra` (may be NULL) is a jansson object merged in. */
 char *job_result_to_json(const struct job *j, const struct job_result *r, void *extra);

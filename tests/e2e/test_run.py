@@ -86,8 +86,46 @@ def test_run_exec_does_not_use_a_shell(drover):
 
 
 def test_run_shell_joins_words(drover):
-    r = run(drover, "--", "echo", "$((1+2))", "|", "tr", "3", "x")
+    r = run(drover, "--shell", "--", "echo", "$((1+2))", "|", "tr", "3", "x")
     assert r.stdout == "x\n"
+
+
+def test_run_one_word_is_a_shell_line(drover):
+    r = run(drover, "--", "echo $((1+2)) | tr 3 x; exit 4")
+    assert r.returncode == 4
+    assert r.stdout == "x\n"
+
+
+def test_run_several_words_keep_their_meaning(drover):
+    # Not joined into one bash line: 'exit 3' stays one argument.
+    r = run(drover, "--", "sh", "-c", "exit 3")
+    assert r.returncode == 3
+    r = run(drover, "--", "printf", "%s|", "a b", "$HOME", "*")
+    assert r.stdout == "a b|$HOME|*|"
+    # Many words: each one an argument, no shell line to grow.
+    words = [str(i) for i in range(1, 30001)]
+    r = run(drover, "--", "echo", *words)
+    assert r.returncode == 0
+    assert r.stdout == " ".join(words) + "\n"
+
+
+def test_run_exec_forces_argv_for_one_word(drover):
+    r = run(drover, "--exec", "--", "echo hi")
+    assert r.returncode == 125  # no program called "echo hi"
+    assert "'echo hi'" in r.stderr
+
+
+def test_run_exec_and_shell_together_is_usage_error(drover):
+    r = run(drover, "--exec", "--shell", "--", "true")
+    assert r.returncode == 2
+    assert "--exec" in r.stderr and "--shell" in r.stderr
+    assert "usage: drover run" in r.stderr
+
+
+def test_run_exec_header_is_shell_quoted(drover):
+    r = run(drover, "--log-level", "debug", "--", "printf", "%s\\n", "it's", "a b")
+    assert r.stdout == "it's\na b\n"
+    assert "$ printf '%s\\n' 'it'\\''s' 'a b'\n" in r.stderr
 
 
 def test_run_json_prints_result_and_keeps_exit_code(drover):
@@ -117,6 +155,13 @@ def _start_sleeper(drover, extra=(), script="echo $$; exec sleep 30"):
                          stderr=subprocess.PIPE, text=True)
     pid = int(p.stdout.readline())
     return p, pid
+
+
+def _wait_for(pred, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def _gone(pid):
@@ -151,13 +196,16 @@ def test_run_sigterm_stops_the_job(drover):
         p.wait()
 
 
-def test_run_second_signal_kills_without_grace(drover):
-    # The job ignores SIGTERM; the grace is long; the second Ctrl-C ends it.
+def test_run_second_signal_kills_without_grace(drover, tmp_path):
+    # The job survives SIGTERM (its trap notes it and goes on); the grace is
+    # long; the second Ctrl-C ends it.
+    marker = tmp_path / "term"
     p, child = _start_sleeper(drover, ("--kill-grace", "60s"),
-                              "trap '' TERM; echo $$; sleep 30; echo survived")
+                              f"trap 'echo > {marker}' TERM; echo $$;"
+                              " while :; do sleep 0.1; done; echo survived")
     try:
         p.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        _wait_for(marker.exists)  # drover handled the first Ctrl-C: the job got TERM
         assert p.poll() is None
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=15) == 130
@@ -169,9 +217,9 @@ def test_run_second_signal_kills_without_grace(drover):
 
 
 def test_run_reader_going_away_stops_the_job(drover):
-    r = subprocess.run(f"'{drover}' run -- yes | head -n 2", shell=True, capture_output=True,
-                       text=True, timeout=30)
-    assert r.stdout == "y\ny\n"
+    r = subprocess.run(["bash", "-c", f"'{drover}' run -- yes | head -n 2; echo ${{PIPESTATUS[0]}}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout == "y\ny\n141\n"  # 128 + SIGPIPE, as the job itself would die
 
 
 def test_run_bad_flag_prints_usage_and_exits_2(drover):
@@ -202,9 +250,9 @@ def test_run_help(drover):
 
 def test_run_help_after_the_command_belongs_to_the_command(drover):
     # Options end at the first word of the command, as in `env` or `nice`.
-    r = run(drover, "--timeout", "5s", "echo", "--help")
+    r = run(drover, "--timeout", "5s", "printf", "%s", "--help")
     assert r.returncode == 0
-    assert r.stdout == "--help\n"
+    assert r.stdout == "--help"
 
 
 def test_run_options_from_env_and_config_file(drover, tmp_path):

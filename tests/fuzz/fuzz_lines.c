@@ -1,7 +1,8 @@
 /* fuzz_lines.c - the line cutter over arbitrary bytes in arbitrary chunks:
- * the parts concatenate back to the input minus its newlines, every part
- * but a line's last is exactly max bytes, none is longer. The progress-line
- * parser gets every emitted line too. */
+ * the parts, each followed by '\n' unless it is LINES_PARTIAL or
+ * LINES_NO_EOL, give back the input byte for byte; every part but a line's
+ * last is exactly max bytes, none is longer; LINES_NO_EOL only on the very
+ * last part. The progress-line parser gets every emitted line too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,19 +14,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct out {
   char *buf;
-  size_t len;
+  size_t len, cap;
   size_t max;
+  int ended; /* a LINES_NO_EOL part was seen: nothing may follow */
 };
 
-static void on_part(void *ud, const char *data, size_t len, int partial)
+static void on_part(void *ud, const char *data, size_t len, unsigned flags)
 {
   struct out *o = ud;
   struct job_progress p;
+  int partial = (flags & LINES_PARTIAL) != 0;
 
   if (len > o->max || (partial && len != o->max) || memchr(data, '\n', len))
     abort();
+  if (o->ended || flags > (LINES_PARTIAL | LINES_NO_EOL) || flags == (LINES_PARTIAL | LINES_NO_EOL))
+    abort();
+  o->ended = (flags & LINES_NO_EOL) != 0;
+  if (len + 1 > o->cap - o->len) /* more bytes out than went in */
+    abort();
   memcpy(o->buf + o->len, data, len);
   o->len += len;
+  if (!flags)
+    o->buf[o->len++] = '\n';
   if (progress_parse(data, len, &p) == 0) {
     if (p.percent < 0 || p.percent > 100)
       abort();
@@ -48,8 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   uint32_t seed = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16;
   data += 4;
   size -= 4;
-  o.buf = malloc(size + 1);
+  o.cap = size + 1;
+  o.buf = malloc(o.cap);
   o.len = 0;
+  o.ended = 0;
   lines_init(&l, o.max, on_part, &o);
   while (off < size) {
     seed = seed * 1103515245u + 12345u;
@@ -62,15 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   lines_flush(&l);
   lines_release(&l);
 
-  /* The input without its newlines. */
-  size_t w = 0;
-  for (size_t i = 0; i < size; i++)
-    if (data[i] != '\n') {
-      if (w >= o.len || (uint8_t)o.buf[w] != data[i])
-        abort();
-      w++;
-    }
-  if (w != o.len)
+  /* Exactly the input. */
+  if (o.len != size || memcmp(o.buf, data, size) != 0)
     abort();
   free(o.buf);
   return 0;

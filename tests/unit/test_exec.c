@@ -1,6 +1,6 @@
 /* test_exec.c - running real jobs on a real loop: exit status, signals,
  * timeout and cancel of whole process groups, env, workdir, kinds, progress,
- * rusage, large output on both streams. */
+ * rusage, large output on both streams, raw output, pausing, stdin, orphans. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/util.h"
 #include "exec/exec.h"
+#include "exec/lines.h"
 
 /* What a run of one job looked like from outside. */
 struct run {
@@ -29,7 +31,7 @@ struct run {
   size_t textlen[3];
   size_t nlines[3];   /* on_line calls per stream */
   size_t part_len[8]; /* lengths of the first stdout parts */
-  int part_partial[8];
+  unsigned part_flags[8];
   int64_t first_ts, last_ts[3];
   const char *cancel_on; /* cancel when this stdout line shows up */
   uint64_t cancel_grace[2];
@@ -39,6 +41,11 @@ struct run {
   int watch_pid; /* from the first stdout line: must be dead at exit */
   int watch_alive_at_exit;
   struct job_result r; /* copy of the result (strings duplicated) */
+  char *raw[2];        /* raw mode: the bytes of stdout and stderr */
+  size_t rawlen[2];
+  size_t ndata;         /* on_data calls */
+  int checked_in_pause; /* the pause timer looked at the job */
+  int alive_in_pause;   /* ... and found its process still running */
 };
 
 static void append(struct run *rn, int s, const char *data, size_t len, const char *end)
@@ -51,7 +58,7 @@ static void append(struct run *rn, int s, const char *data, size_t len, const ch
 }
 
 static void on_line(struct exec *e, void *ud, enum job_stream s, int64_t ts, const char *data,
-                    size_t len, int partial)
+                    size_t len, unsigned flags)
 {
   struct run *rn = ud;
   assert_true(e == rn->e);
@@ -62,11 +69,11 @@ static void on_line(struct exec *e, void *ud, enum job_stream s, int64_t ts, con
   rn->last_ts[s] = ts;
   if (s == JOB_STDOUT && rn->nlines[s] < 8) {
     rn->part_len[rn->nlines[s]] = len;
-    rn->part_partial[rn->nlines[s]] = partial;
+    rn->part_flags[rn->nlines[s]] = flags;
   }
   rn->nlines[s]++;
   if (!rn->count_only)
-    append(rn, s, data, len, partial ? "~\n" : "\n");
+    append(rn, s, data, len, flags & LINES_PARTIAL ? "~\n" : "\n");
   if (s == JOB_STDOUT && rn->nlines[s] == 1 && !rn->count_only && len < 20)
     rn->watch_pid = atoi(rn->text[s]);
   if (s == JOB_STDOUT && rn->cancel_on && len == strlen(rn->cancel_on) &&
@@ -87,6 +94,17 @@ static void on_progress(struct exec *e, void *ud, const struct job_progress *p)
   }
 }
 
+static void on_data(struct exec *e, void *ud, enum job_stream s, const char *data, size_t len)
+{
+  struct run *rn = ud;
+  assert_true(s == JOB_STDOUT || s == JOB_STDERR);
+  assert_true(len > 0);
+  rn->ndata++;
+  rn->raw[s] = xrealloc(rn->raw[s], rn->rawlen[s] + len);
+  memcpy(rn->raw[s] + rn->rawlen[s], data, len);
+  rn->rawlen[s] += len;
+}
+
 static void on_exit_cb(struct exec *e, void *ud, const struct job_result *r)
 {
   struct run *rn = ud;
@@ -100,7 +118,8 @@ static void on_exit_cb(struct exec *e, void *ud, const struct job_result *r)
     rn->watch_alive_at_exit = !(kill(rn->watch_pid, 0) < 0 && errno == ESRCH);
 }
 
-static const struct exec_ops ops = {on_line, on_progress, on_exit_cb};
+static const struct exec_ops ops = {
+    .on_line = on_line, .on_progress = on_progress, .on_exit = on_exit_cb, .on_data = on_data};
 
 static void run_job(struct run *rn, const struct job *j, const struct exec_opts *opts)
 {
@@ -108,7 +127,10 @@ static void run_job(struct run *rn, const struct job *j, const struct exec_opts 
   assert_int_equal(exec_start(&rn->loop, j, opts, &ops, rn, &rn->e), 0);
   uv_run(&rn->loop, UV_RUN_DEFAULT);
   assert_true(rn->done);
-  /* Every handle of the exec is closed once the loop is idle. */
+  /* Every handle of the exec is closed once the loop is idle; the SIGCHLD
+   * watcher too, once asked (it may be waiting for orphans). */
+  exec_loop_done(&rn->loop);
+  uv_run(&rn->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&rn->loop), 0);
 }
 
@@ -116,6 +138,8 @@ static void run_free(struct run *rn)
 {
   for (int i = 0; i < 3; i++)
     free(rn->text[i]);
+  free(rn->raw[0]);
+  free(rn->raw[1]);
   free(rn->first_stage);
   free(rn->first_message);
   job_result_release(&rn->r);
@@ -128,12 +152,17 @@ static void shell_job(struct job *j, const char *cmd)
 }
 
 /* Runs a shell command; the caller checks rn and calls run_free. */
-static void run_shell(struct run *rn, const char *cmd)
+static void run_shell_opts(struct run *rn, const char *cmd, const struct exec_opts *opts)
 {
   struct job j;
   shell_job(&j, cmd);
-  run_job(rn, &j, NULL);
+  run_job(rn, &j, opts);
   job_release(&j);
+}
+
+static void run_shell(struct run *rn, const char *cmd)
+{
+  run_shell_opts(rn, cmd, NULL);
 }
 
 static const char *out(struct run *rn)
@@ -483,7 +512,20 @@ static void test_exec_rusage(void **state)
   assert_true(rn.r.max_rss_kb > 64 * 1024);
   assert_true(rn.r.user_us + rn.r.sys_us > 0);
   assert_true(rn.r.user_us > 0);
+  assert_true(rn.r.max_rss_known);
   run_free(&rn);
+
+  /* /bin/true's own peak is below ours: what wait4 says for it is our
+   * memory (copied in at execve), so the figure is unknown, not ours. */
+  struct run rn2 = {0};
+  struct job j;
+  exec_job_argv(&j, (const char *const[]){"/bin/true", NULL});
+  run_job(&rn2, &j, NULL);
+  assert_int_equal(rn2.r.status, JOB_SUCCEEDED);
+  assert_false(rn2.r.max_rss_known);
+  assert_int_equal(rn2.r.max_rss_kb, 0);
+  run_free(&rn2);
+  job_release(&j);
 }
 
 /* 100 MB on each stream at once: nothing is lost, nobody blocks. (fold
@@ -512,11 +554,12 @@ static void test_exec_long_line_split(void **state)
   assert_int_equal(rn.r.bytes[JOB_STDOUT], 200005);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(rn.part_len[i], 65536);
-    assert_int_equal(rn.part_partial[i], 1);
+    assert_int_equal(rn.part_flags[i], LINES_PARTIAL);
   }
   assert_int_equal(rn.part_len[3], 200000 - 3 * 65536);
-  assert_int_equal(rn.part_partial[3], 0);
+  assert_int_equal(rn.part_flags[3], 0);
   assert_int_equal(rn.part_len[4], 4);
+  assert_int_equal(rn.part_flags[4], LINES_NO_EOL); /* "tail" had no newline */
   assert_string_equal(out(&rn) + rn.textlen[JOB_STDOUT] - 5, "tail\n");
   run_free(&rn);
 }
@@ -532,6 +575,184 @@ static void test_exec_inherit_stdio(void **state)
   assert_int_equal(rn.r.bytes[JOB_STDOUT], 0);
   assert_int_equal(rn.nlines[JOB_STDOUT], 0);
   assert_int_equal(rn.r.progress.percent, 20);
+  run_free(&rn);
+  job_release(&j);
+}
+
+/* Raw mode: the bytes as written, none added; the counts are the ones line
+ * mode gives; drover's header still comes as a line. */
+static void test_exec_raw_output(void **state)
+{
+  static const char *const cmds[] = {"printf abc", "printf 'a\\nb\\n'", "true", "printf '\\n\\nx'",
+                                     "head -c 200000 /dev/zero | tr '\\0' x; printf 'y\\nz' >&2"};
+  struct exec_opts raw = {.raw_output = 1};
+  for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+    struct run lines = {0}, rn = {0};
+    struct job j;
+    shell_job(&j, cmds[i]);
+    run_job(&lines, &j, NULL);
+    run_job(&rn, &j, &raw);
+    assert_int_equal(rn.r.status, JOB_SUCCEEDED);
+    for (int s = 0; s < 2; s++) {
+      assert_int_equal(rn.r.lines[s], lines.r.lines[s]);
+      assert_int_equal(rn.r.bytes[s], lines.r.bytes[s]);
+      assert_int_equal(rn.rawlen[s], rn.r.bytes[s]);
+      assert_int_equal(rn.nlines[s], 0); /* no lines in raw mode */
+    }
+    char *want = xasprintf("$ %s\n", cmds[i]);
+    assert_string_equal(rn.text[JOB_SYSTEM], want);
+    free(want);
+    run_free(&lines);
+    run_free(&rn);
+    job_release(&j);
+  }
+  struct run rn = {0};
+  run_shell_opts(&rn, "printf 'a\\nb'; printf 'c' >&2", &raw);
+  assert_int_equal(rn.rawlen[0], 3);
+  assert_memory_equal(rn.raw[0], "a\nb", 3);
+  assert_int_equal(rn.rawlen[1], 1);
+  assert_int_equal(rn.r.lines[JOB_STDOUT], 2);
+  assert_int_equal(rn.r.lines[JOB_STDERR], 1);
+  run_free(&rn);
+}
+
+static int proc_running(int pid)
+{
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+static void on_pause_timer(uv_timer_t *t);
+
+/* Polls until the job's process is gone (reaped while its output waits),
+ * then gives the EOF guard (2 s) time to fire, which it must not. */
+static void on_exit_poll(uv_timer_t *t)
+{
+  struct run *rn = t->data;
+  if (proc_running(exec_pid(rn->e)) || kill(exec_pid(rn->e), 0) == 0)
+    return;
+  uv_timer_start(t, on_pause_timer, 2500, 0);
+}
+
+static void on_pause_timer(uv_timer_t *t)
+{
+  struct run *rn = t->data;
+  assert_false(rn->done); /* paused: the exit waits for the output */
+  rn->checked_in_pause = 1;
+  rn->alive_in_pause = proc_running(exec_pid(rn->e));
+  exec_pause_output(rn->e, 0);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Paused from the start, then resumed: after pause_ms, or (pause_ms 0)
+ * 2.5 s after the job's process is gone. Returns with rn filled. */
+static void run_paused(struct run *rn, const char *cmd, uint64_t pause_ms)
+{
+  struct job j;
+  struct exec_opts raw = {.raw_output = 1};
+  uv_timer_t t;
+  shell_job(&j, cmd);
+  assert_int_equal(uv_loop_init(&rn->loop), 0);
+  assert_int_equal(exec_start(&rn->loop, &j, &raw, &ops, rn, &rn->e), 0);
+  exec_pause_output(rn->e, 1);
+  uv_timer_init(&rn->loop, &t);
+  t.data = rn;
+  if (pause_ms)
+    uv_timer_start(&t, on_pause_timer, pause_ms, 0);
+  else
+    uv_timer_start(&t, on_exit_poll, 20, 20);
+  uv_run(&rn->loop, UV_RUN_DEFAULT);
+  exec_loop_done(&rn->loop);
+  uv_run(&rn->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&rn->loop), 0);
+  assert_true(rn->done);
+  assert_true(rn->checked_in_pause);
+  job_release(&j);
+}
+
+/* While paused, a job that writes more than its pipe holds waits; one
+ * that wrote less and exited is not finished until its output was read,
+ * even past the 2 s EOF guard. Nothing is lost either way. */
+static void test_exec_pause_output(void **state)
+{
+  struct run big = {0}, small = {0};
+  run_paused(&big, "head -c 3000000 /dev/zero", 300);
+  assert_true(big.alive_in_pause);
+  assert_int_equal(big.rawlen[0], 3000000);
+  assert_int_equal(big.r.status, JOB_SUCCEEDED);
+  run_free(&big);
+
+  run_paused(&small, "head -c 100000 /dev/zero", 0);
+  assert_false(small.alive_in_pause);
+  assert_int_equal(small.rawlen[0], 100000);
+  assert_int_equal(small.r.bytes[JOB_STDOUT], 100000);
+  run_free(&small);
+}
+
+/* The job reads the fd it was given; by default /dev/null (see
+ * test_exec_child_fds). */
+static void test_exec_stdin_fd(void **state)
+{
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(write(p[1], "hello\n", 6), 6);
+  close(p[1]);
+  struct exec_opts opts = {.set_stdin = 1, .fd_stdin = p[0]};
+  struct run rn = {0};
+  run_shell_opts(&rn, "cat; echo end", &opts);
+  close(p[0]);
+  assert_string_equal(out(&rn), "hello\nend\n");
+  run_free(&rn);
+}
+
+static void on_orphan_poll(uv_timer_t *t)
+{
+  struct run *rn = t->data;
+  char path[64];
+  struct stat st;
+  if (!rn->done)
+    return;
+  snprintf(path, sizeof path, "/proc/%d", rn->watch_pid);
+  if (rn->watch_pid <= 0 || stat(path, &st) < 0) { /* reaped: no zombie left */
+    uv_close((uv_handle_t *)t, NULL);
+    return;
+  }
+  assert_true(mono_us() < rn->first_ts + 10 * 1000000ll); /* safety net */
+}
+
+/* A process that left the job's group outlives the job; when it exits
+ * after the job is over, the loop reaps it (we are the subreaper). */
+static void test_exec_escaped_orphan_is_reaped(void **state)
+{
+  struct run rn = {0};
+  struct job j;
+  uv_timer_t t;
+  /* The job waits until its child has left the group: the group is killed
+   * when the job ends, and a child still in it would die with it. */
+  shell_job(&j, "setsid sleep 0.3 >/dev/null 2>&1 & p=$!;"
+                " while [ \"$(cut -d' ' -f5 /proc/$p/stat)\" = $$ ]; do sleep 0.01; done; echo $p");
+  assert_int_equal(uv_loop_init(&rn.loop), 0);
+  assert_int_equal(exec_start(&rn.loop, &j, NULL, &ops, &rn, &rn.e), 0);
+  uv_timer_init(&rn.loop, &t);
+  t.data = &rn;
+  rn.first_ts = mono_us();
+  uv_timer_start(&t, on_orphan_poll, 20, 20);
+  uv_run(&rn.loop, UV_RUN_DEFAULT);
+  assert_true(rn.done);
+  assert_true(rn.watch_pid > 0);
+  assert_true(rn.watch_alive_at_exit);         /* it outlived the job ... */
+  assert_int_equal(kill(rn.watch_pid, 0), -1); /* ... and was reaped, not left a zombie */
+  exec_loop_done(&rn.loop);
+  uv_run(&rn.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&rn.loop), 0);
   run_free(&rn);
   job_release(&j);
 }
@@ -564,6 +785,10 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_exec_large_output_both_streams),
       cmocka_unit_test(test_exec_long_line_split),
       cmocka_unit_test(test_exec_inherit_stdio),
+      cmocka_unit_test(test_exec_raw_output),
+      cmocka_unit_test(test_exec_pause_output),
+      cmocka_unit_test(test_exec_stdin_fd),
+      cmocka_unit_test(test_exec_escaped_orphan_is_reaped),
   };
   /* As the agent and CLI do: the jobs' orphans become our children, so they
    * can be reaped (and checked dead) before on_exit. */

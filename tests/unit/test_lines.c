@@ -16,10 +16,10 @@ struct got {
   size_t n;
   char *data[64];
   size_t len[64];
-  int partial[64];
+  unsigned flags[64];
 };
 
-static void collect(void *ud, const char *data, size_t len, int partial)
+static void collect(void *ud, const char *data, size_t len, unsigned flags)
 {
   struct got *g = ud;
   assert_true(g->n < 64);
@@ -27,7 +27,7 @@ static void collect(void *ud, const char *data, size_t len, int partial)
   memcpy(g->data[g->n], data, len);
   g->data[g->n][len] = '\0';
   g->len[g->n] = len;
-  g->partial[g->n] = partial;
+  g->flags[g->n] = flags;
   g->n++;
 }
 
@@ -57,12 +57,12 @@ static void test_lines_partial_across_feeds(void **state)
   assert_string_equal(g.data[0], "hello");
   assert_string_equal(g.data[1], "world");
   assert_string_equal(g.data[2], "third");
-  assert_int_equal(g.partial[0] + g.partial[1] + g.partial[2], 0);
+  assert_int_equal(g.flags[0] | g.flags[1] | g.flags[2], 0);
   lines_flush(&l);
   assert_int_equal(g.n, 4);
   assert_string_equal(g.data[3], "fou");
-  assert_int_equal(g.partial[3], 0);
-  lines_flush(&l); /* nothing left: no empty line */
+  assert_int_equal(g.flags[3], LINES_NO_EOL); /* the stream ended without '\n' */
+  lines_flush(&l);                            /* nothing left: no empty line */
   assert_int_equal(g.n, 4);
   got_free(&g);
   lines_release(&l);
@@ -115,7 +115,7 @@ static void test_lines_exact_max_boundary(void **state)
   lines_feed(&l, big, max + 1);
   assert_int_equal(g.n, 1);
   assert_int_equal(g.len[0], max);
-  assert_int_equal(g.partial[0], 0);
+  assert_int_equal(g.flags[0], 0);
   got_free(&g);
 
   /* Same line, but its newline arrives in the next read. */
@@ -124,7 +124,7 @@ static void test_lines_exact_max_boundary(void **state)
   feed_str(&l, "\n");
   assert_int_equal(g.n, 1);
   assert_int_equal(g.len[0], max);
-  assert_int_equal(g.partial[0], 0);
+  assert_int_equal(g.flags[0], 0);
   got_free(&g);
 
   /* max + 1 bytes: a full part, then a one-byte last part. */
@@ -133,9 +133,9 @@ static void test_lines_exact_max_boundary(void **state)
   lines_feed(&l, big, max + 2);
   assert_int_equal(g.n, 2);
   assert_int_equal(g.len[0], max);
-  assert_int_equal(g.partial[0], 1);
+  assert_int_equal(g.flags[0], LINES_PARTIAL);
   assert_string_equal(g.data[1], "y");
-  assert_int_equal(g.partial[1], 0);
+  assert_int_equal(g.flags[1], 0);
   got_free(&g);
   lines_release(&l);
   free(big);
@@ -162,7 +162,7 @@ static void test_lines_long_line_split(void **state)
     size_t off = 0;
     for (size_t i = 0; i < 4; i++) {
       assert_int_equal(g.len[i], i < 3 ? max : n - 3 * max);
-      assert_int_equal(g.partial[i], i < 3);
+      assert_int_equal(g.flags[i], i < 3 ? LINES_PARTIAL : 0);
       assert_memory_equal(g.data[i], in + off, g.len[i]);
       off += g.len[i];
     }
@@ -183,9 +183,60 @@ static void test_lines_small_max_flush(void **state)
   assert_string_equal(g.data[0], "abcd");
   assert_string_equal(g.data[1], "efgh");
   assert_string_equal(g.data[2], "ij");
-  assert_int_equal(g.partial[0] && g.partial[1] && !g.partial[2], 1);
+  assert_int_equal(g.flags[0], LINES_PARTIAL);
+  assert_int_equal(g.flags[1], LINES_PARTIAL);
+  assert_int_equal(g.flags[2], LINES_NO_EOL);
   got_free(&g);
   lines_release(&l);
+}
+
+/* Rebuilds the stream from the parts: the data, then '\n' unless the part
+ * is LINES_PARTIAL or LINES_NO_EOL. */
+static char *rebuild(const struct got *g, size_t *len)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < g->n; i++)
+    n += g->len[i] + 1;
+  char *out = xmalloc(n + 1), *w = out;
+  for (size_t i = 0; i < g->n; i++) {
+    memcpy(w, g->data[i], g->len[i]);
+    w += g->len[i];
+    if (!(g->flags[i] & (LINES_PARTIAL | LINES_NO_EOL)))
+      *w++ = '\n';
+  }
+  *len = (size_t)(w - out);
+  return out;
+}
+
+/* The flags are enough to give back the exact bytes: a last line with or
+ * without its newline, an empty last line, splits at every position. */
+static void test_lines_flags_rebuild_stream(void **state)
+{
+  static const char *const in[] = {
+      "abc", "abc\n", "a\nbc", "a\n\n", "\n", "abcdefghi", "abcdefgh\n", "abcd\nefghij\n\nk", ""};
+  for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+    for (size_t cut = 0; cut <= strlen(in[i]); cut++) {
+      struct got g = {0};
+      struct lines l;
+      size_t len;
+      lines_init(&l, 4, collect, &g);
+      lines_feed(&l, in[i], cut);
+      lines_feed(&l, in[i] + cut, strlen(in[i]) - cut);
+      lines_flush(&l);
+      char *out = rebuild(&g, &len);
+      assert_int_equal(len, strlen(in[i]));
+      assert_memory_equal(out, in[i], len);
+      for (size_t k = 0; k < g.n; k++) {
+        /* never both; NO_EOL only on the last part */
+        assert_true(g.flags[k] != (LINES_PARTIAL | LINES_NO_EOL));
+        if (g.flags[k] & LINES_NO_EOL)
+          assert_int_equal(k, g.n - 1);
+      }
+      free(out);
+      got_free(&g);
+      lines_release(&l);
+    }
+  }
 }
 
 static void test_lines_progress_parse(void **state)
@@ -232,6 +283,7 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_lines_exact_max_boundary),
       cmocka_unit_test(test_lines_long_line_split),
       cmocka_unit_test(test_lines_small_max_flush),
+      cmocka_unit_test(test_lines_flags_rebuild_stream),
       cmocka_unit_test(test_lines_progress_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
-/* test_pool.c - slots, priority order, cancelling queued and running jobs. */
+/* test_pool.c - slots, priority order, cancelling queued and running jobs,
+ * line flags passed through. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <sys/prctl.h>
 
 #include "base/util.h"
+#include "exec/lines.h"
 #include "exec/pool.h"
 
 struct seen {
@@ -21,6 +23,8 @@ struct seen {
   struct job_result r[16];
   char first_line[16][64]; /* first stdout line per done job */
   char lines[16][64];      /* per start index */
+  char last_line[16][64];  /* per start index: the last stdout line ... */
+  int last_flags[16];      /* ... and its flags */
 };
 
 static int start_index(struct seen *s, const struct job *j)
@@ -44,12 +48,16 @@ static void on_start(struct pool *p, void *ud, struct exec *e, const struct job 
 }
 
 static void on_line(struct pool *p, void *ud, const struct job *j, enum job_stream st, int64_t ts,
-                    const char *data, size_t len, int partial)
+                    const char *data, size_t len, int flags)
 {
   struct seen *s = ud;
   int i = start_index(s, j);
   if (st == JOB_STDOUT && i >= 0 && !s->lines[i][0])
     snprintf(s->lines[i], sizeof s->lines[0], "%.*s", (int)len, data);
+  if (st == JOB_STDOUT && i >= 0) {
+    snprintf(s->last_line[i], sizeof s->last_line[0], "%.*s", (int)len, data);
+    s->last_flags[i] = flags;
+  }
 }
 
 static void on_done(struct pool *p, void *ud, const struct job *j, const struct job_result *r)
@@ -83,6 +91,8 @@ static void run_loop(uv_loop_t *loop, struct pool *p)
   uv_run(loop, UV_RUN_DEFAULT);
   assert_int_equal(pool_running(p), 0);
   pool_free(p);
+  exec_loop_done(loop);
+  uv_run(loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(loop), 0);
 }
 
@@ -191,6 +201,28 @@ static void test_pool_pause_and_cancel_all(void **state)
   assert_int_equal(cancelled, 4);
 }
 
+/* The pool hands on exec's line flags: a last line without a newline says
+ * so, one with its newline does not. */
+static void test_pool_line_flags(void **state)
+{
+  uv_loop_t loop;
+  struct seen s = {0};
+  uv_loop_init(&loop);
+  struct pool *p = pool_new(&loop, 2, NULL, &ops, &s);
+  submit(p, "noeol", "printf 'a\\nb'", 0, NULL);
+  run_loop(&loop, p);
+  uv_loop_init(&loop);
+  p = pool_new(&loop, 1, NULL, &ops, &s);
+  submit(p, "eol", "printf 'a\\nc\\n'", 0, NULL);
+  run_loop(&loop, p);
+  assert_int_equal(s.started, 2);
+  assert_string_equal(s.lines[0], "a");
+  assert_string_equal(s.last_line[0], "b");
+  assert_int_equal(s.last_flags[0], LINES_NO_EOL);
+  assert_string_equal(s.last_line[1], "c");
+  assert_int_equal(s.last_flags[1], 0);
+}
+
 int main(int argc, char **argv)
 {
   /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
@@ -201,6 +233,7 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_pool_priority_order),
       cmocka_unit_test(test_pool_cancel_queued_and_running),
       cmocka_unit_test(test_pool_pause_and_cancel_all),
+      cmocka_unit_test(test_pool_line_flags),
   };
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,6 +55,7 @@ static void test_result_json_fields(void **state)
   r.finished_us = 1795403477000000LL;
   r.duration_us = 876544;
   r.max_rss_kb = 2048;
+  r.max_rss_known = 1;
   r.user_us = 12999;
   r.sys_us = 1000;
   r.lines[JOB_STDOUT] = 3;
@@ -105,6 +106,7 @@ static void test_result_json_fields(void **state)
   assert_true(json_is_null(json_object_get(o, "started_at")));
   assert_true(json_is_null(json_object_get(o, "exit_code")));
   assert_true(json_is_null(json_object_get(o, "progress")));
+  assert_true(json_is_null(json_object_get(o, "max_rss_kb"))); /* unknown */
   assert_string_equal(json_string_value(json_object_get(o, "error")),
                       "workdir '/nope': No such file or directory ?");
   assert_int_equal(json_integer_value(json_object_get(o, "exit")), 125);

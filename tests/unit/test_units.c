@@ -37,6 +37,20 @@ static void test_units_duration_good(void **state)
   assert_int_equal(dur("0.25h"), 900000);
 }
 
+/* A positive duration is never 0 ("no limit"): below 1 ms it is 1 ms. Only
+ * zeros are zero. */
+static void test_units_duration_tiny_rounds_up(void **state)
+{
+  assert_int_equal(dur("0.0000001s"), 1);
+  assert_int_equal(dur("0.5ms"), 1);
+  assert_int_equal(dur("0.000000000001h"), 1); /* beyond the digits kept */
+  assert_int_equal(dur("0s0.1ms"), 1);
+  assert_int_equal(dur("1.5ms"), 1); /* at or above 1 ms: truncated as before */
+  assert_int_equal(dur("0.000s"), 0);
+  assert_int_equal(dur("0ms"), 0);
+  assert_int_equal(dur("0h0m0s"), 0);
+}
+
 static void test_units_duration_bad(void **state)
 {
   const char *bad[] = {"",
@@ -128,8 +142,11 @@ int main(int argc, char **argv)
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_units_duration_good), cmocka_unit_test(test_units_duration_bad),
-      cmocka_unit_test(test_units_size_good),     cmocka_unit_test(test_units_size_bad),
+      cmocka_unit_test(test_units_duration_good),
+      cmocka_unit_test(test_units_duration_tiny_rounds_up),
+      cmocka_unit_test(test_units_duration_bad),
+      cmocka_unit_test(test_units_size_good),
+      cmocka_unit_test(test_units_size_bad),
       cmocka_unit_test(test_units_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

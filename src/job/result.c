@@ -36,6 +36,8 @@ const char *job_status_name(enum job_status s)
     return "timed_out";
   case JOB_CANCELLED:
     return "cancelled";
+  case JOB_LOST:
+    return "lost";
   }
   return "unknown";
 }
@@ -51,6 +53,8 @@ int job_result_exit_code(const struct job_result *r)
     return 124;
   case JOB_CANCELLED:
     return r->signal > 0 ? 128 + r->signal : 130;
+  case JOB_LOST:
+    return JOB_EXIT_LOST;
   case JOB_FAILED:
     break;
   }

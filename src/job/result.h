@@ -10,7 +10,12 @@ enum job_status {
   JOB_FAILED,    /* non-zero exit, killed by a signal we did not send, or could not start */
   JOB_TIMED_OUT, /* killed by drover after timeout_ms */
   JOB_CANCELLED, /* killed by drover on request */
+  JOB_LOST,      /* its node was lost (coordinator only): the outcome is unknown */
 };
+
+/* The exit code of a CLI waiting for a lost job: EX_TEMPFAIL (sysexits.h),
+ * "a temporary failure: retrying may work". */
+#define JOB_EXIT_LOST 75
 
 enum job_stream { JOB_STDOUT = 0, JOB_STDERR = 1, JOB_SYSTEM = 2 };
 
@@ -41,7 +46,8 @@ void job_result_init(struct job_result *r);
 void job_result_release(struct job_result *r);
 const char *job_status_name(enum job_status s); /* "succeeded", "timed_out", ... */
 /* The exit code a CLI reports for r, as timeout(1) does: the exit code; 128+N
- * for signal N; 124 on timeout; 125 when the job could not start. */
+ * for signal N; 124 on timeout; 125 when the job could not start; 75
+ * (JOB_EXIT_LOST) when its node was lost. */
 int job_result_exit_code(const struct job_result *r);
 /* JSON document of the result for job j (heap string, caller frees):
  * {"id","name","status","exit_code","signal","started_at","finished_at",

@@ -1,7 +1,7 @@
 /* states.c - job state names and transitions (see states.h). */
+#include <ctype.h>
 #include <stddef.h>
 #include <string.h>
-#include <strings.h>
 
 #include "job/pb.h"
 #include "job/states.h"
@@ -24,16 +24,14 @@ const char *job_state_name(int state)
 int job_state_parse(const char *s)
 {
   for (int i = JS_PENDING; i < JS_COUNT; i++) {
-    size_t n = strlen(names[i]);
-    if (strlen(s) != n)
-      continue;
+    const char *n = names[i];
     size_t k = 0;
-    for (; k < n; k++) {
-      char a = s[k] == '-' ? '_' : s[k];
-      if ((a | 0x20) != names[i][k] && a != names[i][k])
+    for (; s[k] && n[k]; k++) {
+      char a = s[k] == '-' ? '_' : (char)tolower((unsigned char)s[k]);
+      if (a != n[k])
         break;
     }
-    if (k == n)
+    if (!s[k] && !n[k])
       return i;
   }
   return -1;

@@ -1,0 +1,209 @@
+/* job_pb.c - jobs and results to and from protobuf (see job_pb.h). */
+#include "job/job_pb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "job/spec.h"
+
+static char *dup_or_null(const char *s)
+{
+  return s && *s ? xstrdup(s) : NULL;
+}
+
+int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
+{
+  if (job_spec_check(s, err, errlen) < 0) {
+    memset(j, 0, sizeof(*j));
+    return -1;
+  }
+  job_init(j);
+  if (s->id && *s->id)
+    snprintf(j->id, sizeof(j->id), "%s", s->id);
+  j->name = dup_or_null(s->name);
+  switch (s->kind) {
+  case DROVER__V1__JOB_KIND__JOB_KIND_EXEC:
+    j->kind = JOB_EXEC;
+    j->argc = s->n_argv;
+    j->argv = xcalloc(s->n_argv + 1, sizeof(char *));
+    for (size_t i = 0; i < s->n_argv; i++)
+      j->argv[i] = xstrdup(s->argv[i]);
+    break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_SCRIPT:
+    j->kind = JOB_SCRIPT;
+    j->interpreter = xstrdup(s->interpreter);
+    j->script = xstrdup(s->script ? s->script : "");
+    break;
+  default:
+    j->kind = JOB_SHELL;
+    j->command = xstrdup(s->command);
+    break;
+  }
+  if (s->n_env) {
+    j->env = xcalloc(s->n_env, sizeof(*j->env));
+    for (size_t i = 0; i < s->n_env; i++) {
+      j->env[i].key = xstrdup(s->env[i]->name);
+      j->env[i].value = xstrdup(s->env[i]->value ? s->env[i]->value : "");
+    }
+    j->nenv = s->n_env;
+  }
+  j->workdir = dup_or_null(s->workdir);
+  j->timeout_ms = s->timeout_ms;
+  j->kill_grace_ms = s->kill_grace_ms ? s->kill_grace_ms : JOB_DEFAULT_KILL_GRACE_MS;
+  j->priority = s->priority;
+  j->idempotency_key = dup_or_null(s->idempotency_key);
+  if (s->n_labels) {
+    j->labels = xcalloc(s->n_labels, sizeof(*j->labels));
+    for (size_t i = 0; i < s->n_labels; i++) {
+      j->labels[i].key = xstrdup(s->labels[i]->key);
+      j->labels[i].value = xstrdup(s->labels[i]->value ? s->labels[i]->value : "");
+    }
+    j->nlabels = s->n_labels;
+  }
+  return 0;
+}
+
+pb_JobSpec *job_to_pb(const struct job *j)
+{
+  pb_JobSpec *s = xmalloc(sizeof(*s));
+  drover__v1__job_spec__init(s);
+  s->id = xstrdup(j->id);
+  s->name = dup_or_null(j->name);
+  switch (j->kind) {
+  case JOB_EXEC:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_EXEC;
+    s->n_argv = j->argc;
+    s->argv = xcalloc(j->argc + 1, sizeof(char *));
+    for (size_t i = 0; i < j->argc; i++)
+      s->argv[i] = xstrdup(j->argv[i]);
+    break;
+  case JOB_SCRIPT:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SCRIPT;
+    s->interpreter = dup_or_null(j->interpreter);
+    s->script = dup_or_null(j->script);
+    break;
+  default:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SHELL;
+    s->command = dup_or_null(j->command);
+    break;
+  }
+  if (j->nenv) {
+    s->env = xcalloc(j->nenv, sizeof(*s->env));
+    for (size_t i = 0; i < j->nenv; i++) {
+      pb_EnvVar *e = xmalloc(sizeof(*e));
+      drover__v1__env_var__init(e);
+      e->name = xstrdup(j->env[i].key);
+      e->value = dup_or_null(j->env[i].value);
+      s->env[i] = e;
+    }
+    s->n_env = j->nenv;
+  }
+  s->workdir = dup_or_null(j->workdir);
+  s->timeout_ms = j->timeout_ms;
+  s->kill_grace_ms = j->kill_grace_ms;
+  s->priority = j->priority;
+  s->idempotency_key = dup_or_null(j->idempotency_key);
+  if (j->nlabels) {
+    s->labels = xcalloc(j->nlabels, sizeof(*s->labels));
+    for (size_t i = 0; i < j->nlabels; i++) {
+      Drover__V1__JobSpec__LabelsEntry *e = xmalloc(sizeof(*e));
+      drover__v1__job_spec__labels_entry__init(e);
+      e->key = xstrdup(j->labels[i].key);
+      e->value = dup_or_null(j->labels[i].value);
+      s->labels[i] = e;
+    }
+    s->n_labels = j->nlabels;
+  }
+  return s;
+}
+
+int job_status_to_state(enum job_status st)
+{
+  switch (st) {
+  case JOB_SUCCEEDED:
+    return JS_SUCCEEDED;
+  case JOB_TIMED_OUT:
+    return JS_TIMED_OUT;
+  case JOB_CANCELLED:
+    return JS_CANCELLED;
+  case JOB_LOST:
+    return JS_LOST;
+  case JOB_FAILED:
+    break;
+  }
+  return JS_FAILED;
+}
+
+enum job_status job_status_from_state(int state)
+{
+  switch (state) {
+  case JS_SUCCEEDED:
+    return JOB_SUCCEEDED;
+  case JS_TIMED_OUT:
+    return JOB_TIMED_OUT;
+  case JS_CANCELLED:
+    return JOB_CANCELLED;
+  case JS_LOST:
+    return JOB_LOST;
+  default:
+    return JOB_FAILED;
+  }
+}
+
+pb_JobResult *job_result_to_pb(const struct job_result *r)
+{
+  pb_JobResult *p = xmalloc(sizeof(*p));
+  drover__v1__job_result__init(p);
+  p->state = (Drover__V1__JobState)job_status_to_state(r->status);
+  p->exit_code = r->exit_code;
+  p->signal = r->signal;
+  p->started_at_us = r->started_us;
+  p->finished_at_us = r->finished_us;
+  p->duration_us = r->duration_us;
+  p->max_rss_bytes = r->max_rss_known ? r->max_rss_kb * 1024 : 0;
+  p->cpu_user_us = r->user_us;
+  p->cpu_sys_us = r->sys_us;
+  p->stdout_lines = r->lines[JOB_STDOUT];
+  p->stdout_bytes = r->bytes[JOB_STDOUT];
+  p->stderr_lines = r->lines[JOB_STDERR];
+  p->stderr_bytes = r->bytes[JOB_STDERR];
+  p->error = dup_or_null(r->error);
+  p->attempt = r->attempt;
+  if (r->progress.percent >= 0 || r->progress.stage || r->progress.message) {
+    pb_Progress *pr = xmalloc(sizeof(*pr));
+    drover__v1__progress__init(pr);
+    pr->percent = r->progress.percent;
+    pr->stage = dup_or_null(r->progress.stage);
+    pr->message = dup_or_null(r->progress.message);
+    p->progress = pr;
+  }
+  return p;
+}
+
+void job_result_from_pb(struct job_result *r, const pb_JobResult *p)
+{
+  job_result_init(r);
+  r->status = job_status_from_state((int)p->state);
+  r->exit_code = p->exit_code;
+  r->signal = p->signal;
+  r->started_us = p->started_at_us;
+  r->finished_us = p->finished_at_us;
+  r->duration_us = p->duration_us;
+  r->max_rss_known = p->max_rss_bytes > 0;
+  r->max_rss_kb = p->max_rss_bytes / 1024;
+  r->user_us = p->cpu_user_us;
+  r->sys_us = p->cpu_sys_us;
+  r->lines[JOB_STDOUT] = p->stdout_lines;
+  r->bytes[JOB_STDOUT] = p->stdout_bytes;
+  r->lines[JOB_STDERR] = p->stderr_lines;
+  r->bytes[JOB_STDERR] = p->stderr_bytes;
+  r->error = dup_or_null(p->error);
+  r->attempt = p->attempt ? p->attempt : 1;
+  if (p->progress) {
+    r->progress.percent = p->progress->percent;
+    r->progress.stage = dup_or_null(p->progress->stage);
+    r->progress.message = dup_or_null(p->progress->message);
+  }
+}

@@ -243,8 +243,8 @@ int proc_group_kill(int pgid, uint64_t leader_start, const char *env_entry, unsi
   int ours = -1, rc = 0;
 
   for (;;) {
-    struct member *m;
-    size_t n;
+    struct member *m = NULL;
+    size_t n = 0;
     rc = group_members(pgid, &m, &n);
     if (rc < 0)
       break;

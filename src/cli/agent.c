@@ -30,12 +30,11 @@ static const struct cfg_opt agent_opts_table[] = {
     {"slots", 0, CFG_INT, offsetof(struct agent_opts, slots), NULL, NULL, 1, 1024, "N",
      "jobs run at once (default: the number of CPUs)"},
     {"shutdown-timeout", 0, CFG_DURATION, offsetof(struct agent_opts, shutdown_timeout_ms), "30s",
-     NULL, 0, 0, "D",
-     "on a stop signal (SIGTERM, SIGINT, SIGHUP, ...), how long running jobs may finish"},
+     NULL, 0, 0, "D", "on a stop signal (TERM, INT, HUP, ...), how long running jobs may finish"},
     {"max-job-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_job_size), "1M", NULL, 0, 0,
-     "SIZE", "job files bigger than SIZE are refused (moved to failed/ with an error)"},
+     "SIZE", "refuse job files bigger than SIZE (to failed/, with an error)"},
     {"max-log-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_log_size), "1G", NULL, 0, 0,
-     "SIZE", "per job: output lines past SIZE are counted, not written to its log (0: no limit)"},
+     "SIZE", "per job log; output lines past it are only counted (0: no limit)"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 

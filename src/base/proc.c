@@ -254,7 +254,7 @@ int proc_group_kill(int pgid, uint64_t leader_start, const char *env_entry, unsi
     for (size_t i = 0; ours && i < n; i++) {
       /* A process that started before the leader cannot be of its group
        * (a process joins a group only at or after the group's birth). */
-      if (!is_live(&m[i].st) || m[i].st.start < leader_start)
+      if (!is_live(&m[i].st) || m[i].st.start < leader_start || m[i].pid == getpid())
         continue;
       live++;
       int seen = 0;

@@ -69,8 +69,11 @@ def test_jobsdir_symbolic_links_are_never_followed(agent, jobs, tmp_path):
     os.symlink("/etc/shadow", jobs / "s.json")
     os.symlink(outside, jobs / "o.json")
     os.symlink("/dev/zero", jobs / "z.json")
+    # Claimed by an agent of the version before, which crashed on it at every start.
+    (jobs / "running").mkdir()
+    os.symlink("/dev/zero", jobs / "running" / "r.json")
     agent()
-    for name in ("s.json", "o.json", "z.json"):
+    for name in ("s.json", "o.json", "z.json", "r.json"):
         err = error_text(jobs, name)
         assert err == (f"error: job file '{jobs}/{name}' is a symbolic link; job files must be "
                        "regular files: copy the file instead\n")

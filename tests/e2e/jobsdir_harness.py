@@ -43,13 +43,19 @@ class Agent:
 
     def close(self):
         """Stops the agent the graceful way; returns what it printed."""
-        if self.proc.poll() is None:
+        # A second signal cancels running jobs at once, a third kills them:
+        # a failed test leaves no job behind. SIGKILL only as the last resort.
+        for wait in (30, 20, 10):
+            if self.proc.poll() is not None:
+                break
             self.kill(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        if self.proc.poll() is None:
+            self.kill(signal.SIGKILL)
+            self.proc.wait()
         if not self.errlog.closed:
             self.errlog.close()
         return self.stderr()

@@ -53,6 +53,7 @@ def test_jobsdir_fifo_folder_and_socket_named_json_are_refused_at_once(agent, jo
         assert stat.S_ISFIFO(os.lstat(jobs / "failed" / "f.json").st_mode)
         assert os.readlink(jobs / "failed" / "g.json") == str(outside_fifo)
         assert (jobs / "failed" / "d.json").is_dir()
+        wait_for((jobs / "done" / "ok.json").exists, what="ok.json in done/")
         assert not any((jobs / "running").iterdir())
         assert not [n for n in os.listdir(jobs) if n.endswith(".json")]
     finally:

@@ -118,6 +118,8 @@ def test_jobsdir_malformed_files_are_explained(agent, jobs):
                    (jobs / "failed" / "typo.json.error.txt").read_text(), what="error.txt")
     assert "comand" in err
     assert not (jobs / "results" / "typo.json").exists()
+    # The result is on disk before the file moves: wait for the move.
+    wait_for((jobs / "done" / "good.json").exists, what="good.json in done/")
     assert not any((jobs / "running").iterdir())
 
 

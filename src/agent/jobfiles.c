@@ -3,10 +3,15 @@
  *
  * Every file that is claimed ends in exactly one place: DIR/done/, DIR/failed/
  * (with a result or an .error.txt), or back in DIR/ (queued at shutdown). The
- * ordering on completion is: result file (fsynced, atomic) first, then the job
- * file moves out of running/. A crash in between leaves the job file in
- * running/ and the job is run again; a result is never missing for a file in
- * done/ or failed/. */
+ * ordering on completion is: result file (fsynced, atomic, its folder synced)
+ * first, then the job file moves out of running/; a result that cannot be
+ * written leaves the file in running/. A crash in between leaves the job file
+ * in running/ and the restart files it by its result; a result is never
+ * missing for a file in done/ or failed/.
+ *
+ * Nothing here follows a symbolic link that someone may have put in DIR:
+ * entries are judged by lstat/d_type, job files are opened with O_NOFOLLOW,
+ * markers are set with lsetxattr, moves rename the entry itself. */
 #include "agent/jobfiles.h"
 
 #include <dirent.h>
@@ -58,6 +63,26 @@ void jobfiles_release(struct jobfiles *f)
   free(f->status);
 }
 
+/* The temporary files of atomic writes (write_tmp_name) that a crash of an
+ * agent left: a result, status or error file half written, never renamed.
+ * Only the folders the agent alone writes to are tidied; DIR is the user's. */
+static void remove_tmp_files(const char *folder)
+{
+  DIR *d = opendir(folder);
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+      continue;
+    if (!write_tmp_name(de->d_name))
+      continue;
+    if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+      log_info("removed a temporary file left by a crash", "path=%s/%s", folder, de->d_name);
+  }
+  closedir(d);
+}
+
 int jobfiles_open(struct jobfiles *f, char *err, size_t errlen)
 {
   const char *dirs[] = {f->dir,  f->running, f->results, f->logs,
@@ -73,7 +98,9 @@ int jobfiles_open(struct jobfiles *f, char *err, size_t errlen)
   /* One agent per folder: recovery takes over everything in running/, which
    * must not be another live agent's work. */
   char *lpath = xasprintf("%s/.agent.lock", f->dir);
-  f->lock_fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  /* O_NOFOLLOW: a link planted as .agent.lock must not make us truncate
+   * and write some other file. */
+  f->lock_fd = open(lpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   free(lpath);
   if (f->lock_fd < 0 || flock(f->lock_fd, LOCK_EX | LOCK_NB) < 0) {
     int e = errno;
@@ -97,6 +124,9 @@ int jobfiles_open(struct jobfiles *f, char *err, size_t errlen)
   int pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
   if (ftruncate(f->lock_fd, 0) == 0 && pwrite(f->lock_fd, pid, (size_t)pn, 0) < 0)
     log_debug("cannot write pid to lock file", "dir=%s", f->dir);
+  const char *ours[] = {f->results, f->status, f->failed, f->running};
+  for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+    remove_tmp_files(ours[i]);
   return 0;
 }
 
@@ -115,7 +145,7 @@ int jobfiles_is_job_name(const char *name)
 
 static int job_name_filter(const struct dirent *d)
 {
-  return d->d_type != DT_DIR && jobfiles_is_job_name(d->d_name);
+  return jobfiles_is_job_name(d->d_name);
 }
 
 static int plain_name_filter(const struct dirent *d)
@@ -123,11 +153,34 @@ static int plain_name_filter(const struct dirent *d)
   return d->d_name[0] != '.' && d->d_type != DT_DIR;
 }
 
-static int list(const char *folder, int (*filter)(const struct dirent *),
-                int (*compar)(const struct dirent **, const struct dirent **), char ***out)
+int jobfiles_list(const char *folder, struct jobfiles_entry **out)
 {
   struct dirent **ents;
-  int n = scandir(folder, &ents, filter, compar);
+  int n = scandir(folder, &ents, job_name_filter, alphasort);
+  if (n < 0)
+    return -errno;
+  struct jobfiles_entry *e = xcalloc(n ? (size_t)n : 1, sizeof(*e));
+  for (int i = 0; i < n; i++) {
+    e[i].name = xstrdup(ents[i]->d_name);
+    e[i].type = ents[i]->d_type;
+    free(ents[i]);
+  }
+  free(ents);
+  *out = e;
+  return n;
+}
+
+void jobfiles_list_free(struct jobfiles_entry *entries, int n)
+{
+  for (int i = 0; i < n; i++)
+    free(entries[i].name);
+  free(entries);
+}
+
+int jobfiles_list_cancels(struct jobfiles *f, char ***out)
+{
+  struct dirent **ents;
+  int n = scandir(f->cancel, &ents, plain_name_filter, alphasort);
   if (n < 0)
     return -errno;
   char **names = xcalloc(n ? (size_t)n : 1, sizeof(char *));
@@ -140,21 +193,95 @@ static int list(const char *folder, int (*filter)(const struct dirent *),
   return n;
 }
 
-int jobfiles_list(const char *folder, char ***names)
-{
-  return list(folder, job_name_filter, alphasort, names);
-}
-
-int jobfiles_list_cancels(struct jobfiles *f, char ***names)
-{
-  return list(f->cancel, plain_name_filter, alphasort, names);
-}
-
-void jobfiles_list_free(char **names, int n)
+void jobfiles_names_free(char **names, int n)
 {
   for (int i = 0; i < n; i++)
     free(names[i]);
   free(names);
+}
+
+/* What a file that is not a regular one is, for messages. */
+static const char *kind_of(mode_t mode)
+{
+  switch (mode & S_IFMT) {
+  case S_IFLNK:
+    return "a symbolic link";
+  case S_IFIFO:
+    return "a FIFO (named pipe)";
+  case S_IFSOCK:
+    return "a socket";
+  case S_IFCHR:
+    return "a character device";
+  case S_IFBLK:
+    return "a block device";
+  case S_IFDIR:
+    return "a folder";
+  }
+  return "not a regular file";
+}
+
+static mode_t mode_of_dtype(unsigned char t)
+{
+  switch (t) {
+  case DT_REG:
+    return S_IFREG;
+  case DT_LNK:
+    return S_IFLNK;
+  case DT_FIFO:
+    return S_IFIFO;
+  case DT_SOCK:
+    return S_IFSOCK;
+  case DT_CHR:
+    return S_IFCHR;
+  case DT_BLK:
+    return S_IFBLK;
+  case DT_DIR:
+    return S_IFDIR;
+  }
+  return 0;
+}
+
+/* The advice that goes with each refusal of a file that is not regular. */
+static void describe_not_regular(char *why, size_t len, const char *dir, const char *name,
+                                 mode_t mode)
+{
+  if (S_ISLNK(mode))
+    snprintf(why, len,
+             "job file '%s/%s' is a symbolic link; job files must be regular files: copy the "
+             "file instead",
+             dir, name);
+  else
+    snprintf(why, len,
+             "job file '%s/%s' is %s; job files must be regular files: write the job to a file "
+             "and rename it into '%s'",
+             dir, name, kind_of(mode), dir);
+}
+
+int jobfiles_check(struct jobfiles *f, const char *folder, const struct jobfiles_entry *e,
+                   char *why, size_t len)
+{
+  size_t n = strlen(e->name);
+  if (n > JOBFILES_NAME_MAX) {
+    snprintf(why, len,
+             "job file '%s/%s': its name is %zu bytes long, more than the %d bytes a job file "
+             "name may have (the agent adds suffixes to it): give the file a shorter name",
+             f->dir, e->name, n, JOBFILES_NAME_MAX);
+    return 1;
+  }
+  mode_t mode = mode_of_dtype(e->type);
+  if (!mode) { /* the file system did not say: ask, without following a link */
+    struct stat st;
+    char *path = xasprintf("%s/%s", folder, e->name);
+    int rc = lstat(path, &st);
+    free(path);
+    if (rc < 0)
+      return 0; /* gone: the claim will say so */
+    mode = st.st_mode & S_IFMT;
+  }
+  if (S_ISREG(mode))
+    return 0;
+  describe_not_regular(why, len, f->dir, e->name, mode);
+  return 1;
 }
 
 /* ---- moves ---- */
@@ -183,6 +310,37 @@ int jobfiles_claim(struct jobfiles *f, const char *file)
   return rc;
 }
 
+int jobfiles_read(struct jobfiles *f, const char *file, size_t max, char **text, size_t *len,
+                  char *why, size_t whylen)
+{
+  char *path = xasprintf("%s/%s", f->running, file);
+  struct stat st;
+  memset(&st, 0, sizeof(st));
+  int rc = read_file_max(path, max, text, len, &st);
+  free(path);
+  if (rc == 0)
+    return 0;
+  /* The checks before the claim saw a regular file; these catch one that
+   * was swapped for something else in between. */
+  if (rc == -ELOOP)
+    describe_not_regular(why, whylen, f->dir, file, S_IFLNK);
+  else if (rc == -EINVAL && !S_ISREG(st.st_mode))
+    describe_not_regular(why, whylen, f->dir, file, st.st_mode);
+  else if (rc == -EFBIG)
+    snprintf(why, whylen,
+             "job file '%s/%s' is %llu bytes, more than --max-job-size (%zu bytes): make it "
+             "smaller or raise --max-job-size",
+             f->dir, file, (unsigned long long)st.st_size, max);
+  else if (rc == -EACCES)
+    snprintf(why, whylen,
+             "job file '%s/%s' cannot be read: %s; the agent runs as user id %u: make the file "
+             "readable by it",
+             f->dir, file, strerror(-rc), (unsigned)geteuid());
+  else
+    snprintf(why, whylen, "job file '%s/%s' cannot be read: %s", f->dir, file, strerror(-rc));
+  return rc;
+}
+
 char *jobfiles_move_unique(const char *from, const char *dir_to, const char *name)
 {
   size_t stem = has_suffix(name, ".json") ? strlen(name) - 5 : strlen(name);
@@ -203,23 +361,34 @@ char *jobfiles_move_unique(const char *from, const char *dir_to, const char *nam
   return NULL;
 }
 
-char *jobfiles_return(struct jobfiles *f, const char *file)
+/* A name that fits: the name itself, or for one longer than
+ * JOBFILES_NAME_MAX its first 64 bytes (not cutting a UTF-8 character), a
+ * hash of the whole name (FNV-1a, 64 bits) and ".json". */
+static char *fitting_name(const char *name)
 {
-  char *src = xasprintf("%s/%s", f->running, file);
-  char *back = jobfiles_move_unique(src, f->dir, file);
-  int e = errno;
-  free(src);
-  errno = e;
-  return back;
+  size_t n = strlen(name);
+  if (n <= JOBFILES_NAME_MAX)
+    return xstrdup(name);
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)name[i];
+    h *= 0x100000001b3ULL;
+  }
+  size_t keep = 64;
+  while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
+    keep--;
+  return xasprintf("%.*s-%016llx.json", (int)keep, name, (unsigned long long)h);
 }
 
-void jobfiles_fail(struct jobfiles *f, const char *file, const char *why)
+void jobfiles_refuse(struct jobfiles *f, const char *folder, const char *name, const char *why)
 {
-  jobfiles_attempt_clear(f, file);
-  char *src = xasprintf("%s/%s", f->running, file);
-  char *moved = jobfiles_move_unique(src, f->failed, file);
+  if (folder == f->running || !strcmp(folder, f->running))
+    jobfiles_attempt_clear(f, name);
+  char *src = xasprintf("%s/%s", folder, name);
+  char *fit = fitting_name(name);
+  char *moved = jobfiles_move_unique(src, f->failed, fit);
   int e = errno;
-  log_error("bad job file", "file=%s error=%s", file, why);
+  log_error("bad job file", "file=%s error=%s", name, why);
   if (moved) {
     char *epath = xasprintf("%s/%s.error.txt", f->failed, moved);
     char *text = xasprintf("error: %s\n", why);
@@ -231,7 +400,13 @@ void jobfiles_fail(struct jobfiles *f, const char *file, const char *why)
   } else {
     log_error("cannot move job file", "file=%s error=%s", src, strerror(e));
   }
+  free(fit);
   free(src);
+}
+
+void jobfiles_fail(struct jobfiles *f, const char *file, const char *why)
+{
+  jobfiles_refuse(f, f->running, file, why);
 }
 
 int jobfiles_write_fast(const char *dir, const char *name, const char *data, size_t len)
@@ -242,72 +417,121 @@ int jobfiles_write_fast(const char *dir, const char *name, const char *data, siz
   return err;
 }
 
-/* ---- attempt markers ----
+/* ---- markers ----
  *
- * Kept as an extended attribute of the job file itself (no extra file to
+ * Kept as extended attributes of the job file itself (no extra file to
  * create and delete per job: creating inodes is what costs most on a busy
- * ext4), or as a sidecar file "<file>.attempt" where the file system has no
- * user xattrs. The sidecar wins when both exist. */
-#define ATTEMPT_XATTR "user.drover.attempt"
+ * ext4), or as sidecar files "<file>.attempt", "<file>.reads" where the file
+ * system has no user xattrs. The sidecar wins when both exist. The l*xattr
+ * calls never follow a link: no marker is ever written outside DIR.
+ *
+ * The attempt marker is "N" from just before the job's process is made, and
+ * "N PGID START BOOT_ID" once it exists. */
+struct marker {
+  const char *xattr, *suffix;
+};
+static const struct marker attempt_marker = {"user.drover.attempt", ".attempt"};
+static const struct marker reads_marker = {"user.drover.reads", ".reads"};
 
-unsigned jobfiles_attempt_read(struct jobfiles *f, const char *file)
+/* The marker's text (at most len - 1 bytes), or "" when there is none. */
+static void marker_get(struct jobfiles *f, const char *file, const struct marker *m, char *buf,
+                       size_t len)
 {
   char *path = xasprintf("%s/%s", f->running, file);
-  char *side = xasprintf("%s.attempt", path), *text = NULL;
-  char buf[16];
-  size_t len;
-  unsigned n = 0;
-  if (read_file(side, &text, &len) == 0) {
-    n = (unsigned)strtoul(text, NULL, 10);
+  char *side = xasprintf("%s%s", path, m->suffix), *text = NULL;
+  size_t n;
+  buf[0] = '\0';
+  if (read_file_max(side, len - 1, &text, &n, NULL) == 0) {
+    memcpy(buf, text, n + 1);
   } else {
-    ssize_t got = getxattr(path, ATTEMPT_XATTR, buf, sizeof(buf) - 1);
-    if (got > 0) {
-      buf[got] = '\0';
-      n = (unsigned)strtoul(buf, NULL, 10);
-    }
+    ssize_t got = lgetxattr(path, m->xattr, buf, len - 1);
+    buf[got > 0 ? got : 0] = '\0';
   }
   free(text);
   free(side);
   free(path);
-  return n;
 }
 
-int jobfiles_attempt_write(struct jobfiles *f, const char *file, unsigned attempt)
+static int marker_set(struct jobfiles *f, const char *file, const struct marker *m,
+                      const char *text)
 {
   char *path = xasprintf("%s/%s", f->running, file);
-  char num[16];
-  int n = snprintf(num, sizeof(num), "%u", attempt), rc = 0;
-  if (setxattr(path, ATTEMPT_XATTR, num, (size_t)n, 0) < 0) {
-    char *side = xasprintf("%s.attempt", file);
-    num[n++] = '\n';
-    rc = jobfiles_write_fast(f->running, side, num, (size_t)n);
+  int rc = 0;
+  if (lsetxattr(path, m->xattr, text, strlen(text), 0) < 0) {
+    char *side = xasprintf("%s%s", file, m->suffix);
+    char *line = xasprintf("%s\n", text);
+    rc = jobfiles_write_fast(f->running, side, line, strlen(line));
+    free(line);
     free(side);
   }
   free(path);
   return rc;
 }
 
-void jobfiles_attempt_clear(struct jobfiles *f, const char *file)
+/* Drops marker m of the file that was running/file and is now dir/moved
+ * (the same when it did not move): the xattr travels with the file (a file
+ * moved back into DIR must not look started), the sidecar stays behind. */
+static void marker_drop(struct jobfiles *f, const char *file, const char *dir, const char *moved,
+                        const struct marker *m)
 {
-  char *path = xasprintf("%s/%s", f->running, file);
-  char *side = xasprintf("%s.attempt", path);
-  unlink(side);
-  free(side);
-  removexattr(path, ATTEMPT_XATTR);
-  free(path);
-}
-
-/* After running/file moved to dir/moved: the xattr travelled with it (a file
- * moved back into DIR must not look started), the sidecar stayed behind. */
-static void attempt_clear_moved(struct jobfiles *f, const char *file, const char *dir,
-                                const char *moved)
-{
-  char *side = xasprintf("%s/%s.attempt", f->running, file);
+  char *side = xasprintf("%s/%s%s", f->running, file, m->suffix);
   char *path = xasprintf("%s/%s", dir, moved);
   unlink(side);
-  removexattr(path, ATTEMPT_XATTR);
+  lremovexattr(path, m->xattr);
   free(path);
   free(side);
+}
+
+void jobfiles_attempt_read(struct jobfiles *f, const char *file, struct jobfiles_attempt *a)
+{
+  char buf[128], boot[PROC_BOOT_ID_LEN + 1];
+  unsigned long long start;
+  memset(a, 0, sizeof(*a));
+  marker_get(f, file, &attempt_marker, buf, sizeof(buf));
+  a->n = (unsigned)strtoul(buf, NULL, 10);
+  if (sscanf(buf, "%*u %d %llu %36s", &a->pgid, &start, boot) == 3 && a->pgid > 1 &&
+      strlen(boot) == PROC_BOOT_ID_LEN) {
+    a->start = start;
+    memcpy(a->boot, boot, sizeof(boot));
+  } else {
+    a->pgid = 0;
+  }
+}
+
+int jobfiles_attempt_write(struct jobfiles *f, const char *file, const struct jobfiles_attempt *a)
+{
+  char text[128];
+  if (a->pgid > 0)
+    snprintf(text, sizeof(text), "%u %d %llu %s", a->n, a->pgid, (unsigned long long)a->start,
+             a->boot);
+  else
+    snprintf(text, sizeof(text), "%u", a->n);
+  return marker_set(f, file, &attempt_marker, text);
+}
+
+void jobfiles_attempt_clear(struct jobfiles *f, const char *file)
+{
+  marker_drop(f, file, f->running, file, &attempt_marker);
+  marker_drop(f, file, f->running, file, &reads_marker);
+}
+
+unsigned jobfiles_reads_read(struct jobfiles *f, const char *file)
+{
+  char buf[32];
+  marker_get(f, file, &reads_marker, buf, sizeof(buf));
+  return (unsigned)strtoul(buf, NULL, 10);
+}
+
+int jobfiles_reads_write(struct jobfiles *f, const char *file, unsigned reads)
+{
+  char text[16];
+  snprintf(text, sizeof(text), "%u", reads);
+  return marker_set(f, file, &reads_marker, text);
+}
+
+void jobfiles_reads_clear(struct jobfiles *f, const char *file)
+{
+  marker_drop(f, file, f->running, file, &reads_marker);
 }
 
 /* ---- cancel files and results ---- */
@@ -315,9 +539,7 @@ static void attempt_clear_moved(struct jobfiles *f, const char *file, const char
 int jobfiles_take_cancel(struct jobfiles *f, const char *id)
 {
   char *cpath = xasprintf("%s/%s", f->cancel, id);
-  int found = access(cpath, F_OK) == 0;
-  if (found)
-    unlink(cpath);
+  int found = unlink(cpath) == 0;
   free(cpath);
   return found;
 }
@@ -328,6 +550,21 @@ int jobfiles_has_result(struct jobfiles *f, const char *id)
   int found = access(rpath, F_OK) == 0;
   free(rpath);
   return found;
+}
+
+/* Results are small; anything bigger (or not a regular file: a link someone
+ * put in results/) is not ours and is not read. */
+#define RESULT_MAX (1024 * 1024)
+
+static json_t *load_result(const char *path)
+{
+  char *text;
+  size_t len;
+  if (read_file_max(path, RESULT_MAX, &text, &len, NULL) < 0)
+    return NULL;
+  json_t *doc = json_loadb(text, len, 0, NULL);
+  free(text);
+  return doc;
 }
 
 int jobfiles_finished_before_restart(struct jobfiles *f, const char *id, const char *file,
@@ -341,10 +578,10 @@ int jobfiles_finished_before_restart(struct jobfiles *f, const char *id, const c
    * file's ctime; nothing touches the file after that until it is filed. A
    * result written later is this claim's result. An older one belongs to an
    * earlier job that had the same id, and does not count. */
-  if (stat(rpath, &rs) == 0 && stat(jpath, &js) == 0 &&
+  if (lstat(rpath, &rs) == 0 && lstat(jpath, &js) == 0 &&
       (rs.st_mtim.tv_sec > js.st_ctim.tv_sec ||
        (rs.st_mtim.tv_sec == js.st_ctim.tv_sec && rs.st_mtim.tv_nsec >= js.st_ctim.tv_nsec))) {
-    json_t *doc = json_load_file(rpath, 0, NULL);
+    json_t *doc = load_result(rpath);
     const char *status = json_string_value(json_object_get(doc, "status"));
     if (status) {
       done = 1;
@@ -357,28 +594,46 @@ int jobfiles_finished_before_restart(struct jobfiles *f, const char *id, const c
   return done;
 }
 
+char *jobfiles_return(struct jobfiles *f, const char *file)
+{
+  char *src = xasprintf("%s/%s", f->running, file);
+  char *back = jobfiles_move_unique(src, f->dir, file);
+  int e = errno;
+  if (back) { /* a file back in DIR is a new job again */
+    marker_drop(f, file, f->dir, back, &attempt_marker);
+    marker_drop(f, file, f->dir, back, &reads_marker);
+  }
+  free(src);
+  errno = e;
+  return back;
+}
+
 void jobfiles_file_finished(struct jobfiles *f, const char *file, int succeeded)
 {
   char *src = xasprintf("%s/%s", f->running, file);
   const char *to = succeeded ? f->done : f->failed;
   char *moved = jobfiles_move_unique(src, to, file);
-  if (!moved)
+  if (!moved) {
     log_error("cannot move job file", "file=%s to=%s error=%s", src, to, strerror(errno));
-  else
-    attempt_clear_moved(f, file, to, moved);
+  } else {
+    marker_drop(f, file, to, moved, &attempt_marker);
+    marker_drop(f, file, to, moved, &reads_marker);
+  }
   free(moved);
   free(src);
 }
 
-/* A result on its way to the disk. The write (with its fdatasync, a few
- * hundred microseconds on a VM disk) runs on libuv's thread pool so that the
- * loop keeps starting jobs meanwhile; the job file leaves running/ only after
- * the result is on disk, so a crash in between finds the result at restart
- * and files the job without running it again. */
+/* A result on its way to the disk. The write (with its fdatasync and the
+ * folder's fsync, a few hundred microseconds on a VM disk) runs on libuv's
+ * thread pool so that the loop keeps starting jobs meanwhile; the job file
+ * leaves running/ only after the result is on disk, so a crash in between
+ * finds the result at restart and files the job without running it again,
+ * and a write that fails (disk full) leaves the file where it is. */
 struct result_write {
   uv_work_t req;
   struct jobfiles *f;
-  char *path, *doc;
+  char *path;
+  const char *doc;
   size_t len;
   int rc;
   char *file;
@@ -396,26 +651,24 @@ static void result_write_work(uv_work_t *req)
 static void result_write_done(uv_work_t *req, int status)
 {
   struct result_write *w = req->data;
-  struct jobfiles *f = w->f;
   if (status < 0) /* cancelled: cannot happen, the loop never cancels it */
     w->rc = status;
-  if (w->rc < 0)
-    log_error("cannot write result", "path=%s error=%s", w->path, strerror(-w->rc));
   /* The attempt marker stays until the file has left running/: a crash
    * before the move finds the marker and the newer result, and files the job
    * instead of running it again (jobfiles_finished_before_restart). */
-  jobfiles_file_finished(f, w->file, w->succeeded);
+  if (w->rc == 0)
+    jobfiles_file_finished(w->f, w->file, w->succeeded);
   jobfiles_finish_cb cb = w->cb;
   void *ud = w->ud;
+  int rc = w->rc;
   free(w->path);
-  free(w->doc);
   free(w->file);
   free(w);
-  cb(ud);
+  cb(ud, rc);
 }
 
 void jobfiles_finish(struct jobfiles *f, uv_loop_t *loop, const char *id, const char *file,
-                     char *doc, size_t len, int succeeded, jobfiles_finish_cb cb, void *ud)
+                     const char *doc, size_t len, int succeeded, jobfiles_finish_cb cb, void *ud)
 {
   struct result_write *w = xcalloc(1, sizeof(*w));
   w->req.data = w;
@@ -445,7 +698,7 @@ void jobfiles_load_index(struct jobfiles *f, struct smap *idem)
     return;
   for (int i = 0; i < n; i++) {
     char *path = xasprintf("%s/%s", f->results, names[i]->d_name);
-    json_t *doc = json_load_file(path, 0, NULL);
+    json_t *doc = load_result(path);
     const char *status = json_string_value(json_object_get(doc, "status"));
     const char *key = json_string_value(json_object_get(doc, "idempotency_key"));
     const char *id = json_string_value(json_object_get(doc, "duplicate_of"));

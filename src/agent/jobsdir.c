@@ -17,6 +17,7 @@
 #include "agent/joblog.h"
 #include "agent/jobstatus.h"
 #include "base/log.h"
+#include "base/proc.h"
 #include "base/smap.h"
 #include "base/util.h"
 #include "exec/pool.h"
@@ -25,6 +26,13 @@
 
 #define MAX_ATTEMPTS 2
 #define SCAN_GAP_MS  20 /* at most one folder scan per gap */
+/* A result that cannot be written is tried again after RETRY_FIRST_MS,
+ * doubling up to RETRY_MAX_MS while it keeps failing. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS   30000
+/* How long a restart waits for the SIGKILLed processes of an earlier
+ * attempt to be gone before it gives up on running the job again. */
+#define LEFTOVER_WAIT_MS 5000
 
 /* ---- state ---- */
 
@@ -41,7 +49,20 @@ struct track {
   struct joblog log; /* open from the job's start */
   struct job_progress progress;
   int status_dirty;          /* the status file is behind: written on the next tick */
+  int leftovers_killed;      /* processes of the previous attempt killed at the restart */
   struct track *prev, *next; /* all tracks, for the flush timer */
+};
+
+/* A finished job whose result is being written, or waits to be written
+ * again after a failure. Holds everything jobfiles_finish needs. */
+struct finishing {
+  struct jobsdir *jd;
+  char *id, *file, *doc;
+  size_t len;
+  int succeeded;
+  unsigned attempt;
+  unsigned failures;      /* writes that failed so far */
+  struct finishing *next; /* in jd->unwritten while waiting for the retry */
 };
 
 struct jobsdir {
@@ -49,6 +70,8 @@ struct jobsdir {
   struct jobfiles files;
   unsigned slots;
   uint64_t shutdown_timeout_ms;
+  uint64_t max_job_size, max_log_size;
+  char boot_id[PROC_BOOT_ID_LEN + 1]; /* "" when unknown */
 
   struct pool *pool;
   struct smap tracks; /* id -> struct track */
@@ -59,21 +82,29 @@ struct jobsdir {
   struct joblog_clock clock;  /* time stamp text, shared by all job logs */
 
   uv_fs_event_t dir_ev, cancel_ev;
-  uv_timer_t scan_timer, flush_timer, shutdown_timer, done_timer, poll_timer;
+  uv_timer_t scan_timer, flush_timer, shutdown_timer, done_timer, poll_timer, retry_timer;
   int64_t last_scan_ms;
   int watching;
   int busy_skipped; /* a file waits for a same-named one to leave running/ */
   unsigned writing; /* results being written on the thread pool */
+  /* Results whose last write failed: waiting for retry_timer (the list) or
+   * being written again (counted in both `writing` and `failing`). While
+   * `failing` is not 0 no new file is claimed. */
+  struct finishing *unwritten;
+  unsigned failing;
+  uint64_t retry_ms;
 
   int started, shutting; /* shutting: 0 no, 1 waiting, 2 cancelling, 3 killing */
   jobsdir_shutdown_cb shutdown_cb;
   void *shutdown_ud;
-  int closing; /* handles left to close in jobsdir_free */
+  int closing; /* handles left to close in jobsdir_close */
+  jobsdir_close_cb close_cb;
+  void *close_ud;
 };
 
 static void scan_jobs(struct jobsdir *jd);
 static void scan_cancels(struct jobsdir *jd);
-static void admit(struct jobsdir *jd, const char *file, unsigned attempt);
+static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_attempt *prev);
 static void complete_unrun(struct jobsdir *jd, const char *file, struct job *j, enum job_status st,
                            const char *error, json_t *extra);
 static void check_idle(struct jobsdir *jd);
@@ -135,7 +166,8 @@ static struct track *track_of(struct jobsdir *jd, const struct job *j)
 
 static void write_status(struct jobsdir *jd, struct track *t)
 {
-  jobstatus_write(&jd->files, t->id, t->file, t->state == T_RUNNING, t->attempt, &t->progress);
+  jobstatus_write(&jd->files, t->id, t->file, t->state == T_RUNNING ? "running" : "queued",
+                  t->attempt, &t->progress, NULL);
   t->status_dirty = 0;
 }
 
@@ -184,20 +216,30 @@ static void cancel_event_cb(uv_fs_event_t *h, const char *name, int events, int 
 
 static void scan_jobs(struct jobsdir *jd)
 {
-  char **names;
+  struct jobfiles_entry *ents;
+  char why[1024];
   jd->last_scan_ms = (int64_t)uv_now(jd->loop);
-  if (jd->shutting)
+  /* While a result cannot be written (disk full), no new work is taken:
+   * its result could not be kept either. */
+  if (jd->shutting || jd->failing)
     return;
-  int n = jobfiles_list(jd->files.dir, &names);
+  int n = jobfiles_list(jd->files.dir, &ents);
   if (n < 0) {
     log_error("cannot read jobs directory", "dir=%s error=%s", jd->files.dir, strerror(-n));
     return;
   }
   for (int i = 0; i < n; i++) {
-    const char *file = names[i];
+    const char *file = ents[i].name;
+    /* Judged before the claim, by name and type: a link, FIFO or device is
+     * never opened, a name that cannot take the agent's suffixes never
+     * enters running/. */
+    if (jobfiles_check(&jd->files, jd->files.dir, &ents[i], why, sizeof(why))) {
+      jobfiles_refuse(&jd->files, jd->files.dir, file, why);
+      continue;
+    }
     int rc = jobfiles_claim(&jd->files, file);
     if (rc == 0) {
-      admit(jd, file, 1);
+      admit(jd, file, NULL);
     } else if (rc == -EEXIST) {
       /* A job file of this name is still in running/: wait for it to leave. */
       log_debug("job file waits for a file of the same name to finish", "file=%s", file);
@@ -206,7 +248,7 @@ static void scan_jobs(struct jobsdir *jd)
       log_error("cannot claim job file", "file=%s error=%s", file, strerror(-rc));
     }
   }
-  jobfiles_list_free(names, n);
+  jobfiles_list_free(ents, n);
 }
 
 static void scan_cancels(struct jobsdir *jd)
@@ -232,41 +274,103 @@ static void scan_cancels(struct jobsdir *jd)
     /* Else kept: a job with this id claimed later is cancelled at once. */
     free(cpath);
   }
-  jobfiles_list_free(names, n);
+  jobfiles_names_free(names, n);
 }
 
 /* Job files a previous agent left in running/. */
 static void recover(struct jobsdir *jd)
 {
-  char **names;
-  int n = jobfiles_list(jd->files.running, &names);
+  struct jobfiles_entry *ents;
+  char why[1024];
+  int n = jobfiles_list(jd->files.running, &ents);
   if (n < 0)
     return;
   for (int i = 0; i < n; i++) {
-    const char *file = names[i];
-    unsigned ran = jobfiles_attempt_read(&jd->files, file);
+    const char *file = ents[i].name;
+    /* An older agent may have claimed what this one refuses. */
+    if (jobfiles_check(&jd->files, jd->files.running, &ents[i], why, sizeof(why))) {
+      jobfiles_fail(&jd->files, file, why);
+      continue;
+    }
+    struct jobfiles_attempt prev;
+    jobfiles_attempt_read(&jd->files, file, &prev);
     log_warn("recovering job file left by a previous agent", "file=%s attempts_started=%u", file,
-             ran);
-    admit(jd, file, ran + 1);
+             prev.n);
+    if (prev.n == 0) {
+      /* Never started: the previous agent died while the file was queued,
+       * or while it read it. A file it died reading is read here once more,
+       * with a marker set first; finding that marker means the agent died
+       * on this file twice, and it is not read a third time. */
+      if (jobfiles_reads_read(&jd->files, file) > 0) {
+        snprintf(why, sizeof(why),
+                 "job file '%s/%s': the agent stopped twice while reading it (when it was "
+                 "claimed and again at the next start); it is not read again: check its size "
+                 "and content",
+                 jd->files.dir, file);
+        jobfiles_fail(&jd->files, file, why);
+        continue;
+      }
+      if (jobfiles_reads_write(&jd->files, file, 1) < 0)
+        log_warn("cannot write read marker", "file=%s", file);
+    }
+    admit(jd, file, &prev);
   }
-  jobfiles_list_free(names, n);
+  jobfiles_list_free(ents, n);
 }
 
 /* ---- claim ---- */
 
-/* Takes the file running/<file> (already claimed) into the pool. `attempt` is
- * the attempt this run would be. */
-static void admit(struct jobsdir *jd, const char *file, unsigned attempt)
+/* Before an unfinished attempt runs again, what is left of it is killed:
+ * its process group, identified by the leader's pid and start time and this
+ * boot (a pid alone may have been given to another process since). Returns
+ * 0, or -1 when processes of it are still alive after LEFTOVER_WAIT_MS. */
+static int kill_leftovers(struct jobsdir *jd, const struct job *j, const char *file,
+                          const struct jobfiles_attempt *prev, int *killed)
+{
+  *killed = 0;
+  if (prev->pgid <= 0)
+    return 0;
+  if (!jd->boot_id[0] || strcmp(prev->boot, jd->boot_id) != 0) {
+    log_info("previous attempt ran before a reboot: nothing of it is left", "job=%s file=%s", j->id,
+             file);
+    return 0;
+  }
+  char *entry = xasprintf("DROVER_JOB_ID=%s", j->id);
+  int rc = proc_group_kill(prev->pgid, prev->start, entry, LEFTOVER_WAIT_MS);
+  free(entry);
+  if (rc > 0) {
+    log_warn("killed what was left of the previous attempt",
+             "job=%s attempt=%u pgid=%d processes=%d", j->id, prev->n, prev->pgid, rc);
+    *killed = rc;
+  } else if (rc == -ETIMEDOUT) {
+    log_error("processes of the previous attempt are still alive after SIGKILL", "job=%s pgid=%d",
+              j->id, prev->pgid);
+    return -1;
+  } else if (rc < 0) {
+    log_warn("cannot look for processes of the previous attempt", "job=%s pgid=%d error=%s", j->id,
+             prev->pgid, strerror(-rc));
+  }
+  return 0;
+}
+
+/* Takes the file running/<file> (already claimed) into the pool. prev is the
+ * attempt marker a previous agent left (NULL for a file claimed now). */
+static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_attempt *prev)
 {
   struct job j;
   struct job_error err;
   char buf[1024];
+  char *text;
+  size_t len;
   memset(&j, 0, sizeof(j));
   memset(&err, 0, sizeof(err));
 
-  char *path = xasprintf("%s/%s", jd->files.running, file);
-  int rc = job_load_file(&j, path, &err);
-  free(path);
+  if (jobfiles_read(&jd->files, file, jd->max_job_size, &text, &len, buf, sizeof(buf)) < 0) {
+    jobfiles_fail(&jd->files, file, buf);
+    return;
+  }
+  int rc = job_parse(&j, text, len, &err);
+  free(text);
   if (rc < 0) {
     char *origin = xasprintf("job file '%s/%s'", jd->files.dir, file);
     job_error_format(&err, origin, buf, sizeof(buf));
@@ -274,6 +378,9 @@ static void admit(struct jobsdir *jd, const char *file, unsigned attempt)
     jobfiles_fail(&jd->files, file, buf);
     return;
   }
+  unsigned attempt = prev ? prev->n + 1 : 1;
+  if (prev && prev->n == 0)
+    jobfiles_reads_clear(&jd->files, file); /* read and parsed: it did not kill the agent */
   struct track *other = smap_get(&jd->tracks, j.id);
   if (other) {
     snprintf(buf, sizeof(buf),
@@ -282,6 +389,16 @@ static void admit(struct jobsdir *jd, const char *file, unsigned attempt)
              jd->files.dir, file, j.id, other->file);
     job_release(&j);
     jobfiles_fail(&jd->files, file, buf);
+    return;
+  }
+  int killed = 0;
+  if (prev && kill_leftovers(jd, &j, file, prev, &killed) < 0) {
+    j.attempt = prev->n;
+    snprintf(buf, sizeof(buf),
+             "processes of attempt %u (process group %d) were still alive %d ms after SIGKILL; "
+             "the job is not run again beside them",
+             prev->n, prev->pgid, LEFTOVER_WAIT_MS);
+    complete_unrun(jd, file, &j, JOB_FAILED, buf, NULL);
     return;
   }
   int succeeded;
@@ -316,6 +433,7 @@ static void admit(struct jobsdir *jd, const char *file, unsigned attempt)
 
   /* exec gives the job DROVER_ATTEMPT and DROVER_JOB_ID from j. */
   struct track *t = track_new(jd, &j, file);
+  t->leftovers_killed = killed;
   jobstatus_queued(&jd->files, t->id, t->file, t->attempt);
   /* The pool takes j; it may call on_start or even on_done before returning,
    * so t must not be used after this. */
@@ -340,6 +458,20 @@ static void flush_cb(uv_timer_t *h)
     uv_timer_stop(h); /* idle agents do not wake up */
 }
 
+/* The attempt marker is written here, before the process is made: after a
+ * crash, a job with a marker may have run (part of) its work, one without
+ * has not. */
+static void on_before_start(struct pool *p, void *ud, const struct job *j)
+{
+  struct jobsdir *jd = ud;
+  struct track *t = smap_get(&jd->tracks, j->id);
+  if (!t)
+    return;
+  struct jobfiles_attempt a = {.n = t->attempt};
+  if (jobfiles_attempt_write(&jd->files, t->file, &a) < 0)
+    log_warn("cannot write attempt marker", "file=%s", t->file);
+}
+
 static void on_start(struct pool *p, void *ud, struct exec *e, const struct job *j)
 {
   struct jobsdir *jd = ud;
@@ -347,24 +479,35 @@ static void on_start(struct pool *p, void *ud, struct exec *e, const struct job 
   if (!t)
     return;
   t->state = T_RUNNING;
-  /* The marker is written before the process exists: after a crash, a job
-   * with a marker may have run (part of) its work, one without has not. */
-  if (jobfiles_attempt_write(&jd->files, t->file, t->attempt) < 0)
-    log_warn("cannot write attempt marker", "file=%s", t->file);
+  /* The process exists now (it is its own group's leader): its pid, start
+   * time and this boot's id go next to the attempt number, so that a
+   * restart can kill what is left of this attempt and never a process that
+   * got the pid later. */
+  int pid = e ? exec_pid(e) : 0;
+  struct proc_stat st;
+  if (pid > 0 && jd->boot_id[0] && proc_stat_read(pid, &st) == 0) {
+    struct jobfiles_attempt a = {.n = t->attempt, .pgid = pid, .start = st.start};
+    memcpy(a.boot, jd->boot_id, sizeof(a.boot));
+    if (jobfiles_attempt_write(&jd->files, t->file, &a) < 0)
+      log_warn("cannot write attempt marker", "file=%s", t->file);
+  }
 
   char *lpath = xasprintf("%s/%s.log", jd->files.logs, t->id);
-  int rc = joblog_open(&t->log, lpath, t->id);
+  int rc = joblog_open(&t->log, lpath, t->id, jd->max_log_size);
   if (rc < 0)
     log_error("cannot open job log", "path=%s error=%s", lpath, strerror(-rc));
   free(lpath);
   if (t->attempt > 1)
     joblog_sys(&t->log, &jd->clock, "attempt %u (the agent restarted while attempt %u was running)",
                t->attempt, t->attempt - 1);
+  if (t->leftovers_killed)
+    joblog_sys(&t->log, &jd->clock, "killed what was left of attempt %u: %d process%s",
+               t->attempt - 1, t->leftovers_killed, t->leftovers_killed == 1 ? "" : "es");
   /* The "queued" status goes; "running" is written on the next tick, so a
    * job shorter than a tick costs no status file at all. */
   jobstatus_remove(&jd->files, t->id);
   t->status_dirty = 1;
-  log_info("job started", "job=%s pid=%d attempt=%u", t->id, e ? exec_pid(e) : 0, t->attempt);
+  log_info("job started", "job=%s pid=%d attempt=%u", t->id, pid, t->attempt);
   if (!uv_is_active((uv_handle_t *)&jd->flush_timer))
     uv_timer_start(&jd->flush_timer, flush_cb, JOBLOG_FLUSH_MS, JOBLOG_FLUSH_MS);
 }
@@ -396,15 +539,84 @@ static void on_progress(struct pool *p, void *ud, const struct job *j,
 
 /* ---- finish: result, then the file moves on ---- */
 
-static void finished_cb(void *ud)
+static void write_result(struct jobsdir *jd, struct finishing *w);
+
+static void finishing_free(struct finishing *w)
 {
-  struct jobsdir *jd = ud;
+  free(w->id);
+  free(w->file);
+  free(w->doc);
+  free(w);
+}
+
+/* Writes every result that waits for a retry. */
+static void retry_timer_cb(uv_timer_t *h)
+{
+  struct jobsdir *jd = h->data;
+  struct finishing *list = jd->unwritten;
+  jd->unwritten = NULL;
+  while (list) {
+    struct finishing *w = list;
+    list = w->next;
+    w->next = NULL;
+    write_result(jd, w);
+  }
+}
+
+static void finished_cb(void *ud, int rc)
+{
+  struct finishing *w = ud;
+  struct jobsdir *jd = w->jd;
   jd->writing--;
-  if (jd->busy_skipped && !jd->shutting) {
+  if (rc < 0) {
+    /* The file stays in running/ with its marker: a crash now reruns the
+     * job, nothing is filed without its result. */
+    if (w->failures++ == 0) {
+      jd->failing++;
+      log_error("cannot write result; the job file stays in running/ until it can be written",
+                "job=%s file=%s error=%s", w->id, w->file, strerror(-rc));
+      if (jd->failing == 1)
+        log_warn("not claiming new job files while a result cannot be written", "dir=%s",
+                 jd->files.dir);
+    }
+    char *msg = xasprintf("cannot write result '%s/%s.json': %s; retrying", jd->files.results,
+                          w->id, strerror(-rc));
+    jobstatus_write(&jd->files, w->id, w->file, "finishing", w->attempt, NULL, msg);
+    free(msg);
+    w->next = jd->unwritten;
+    jd->unwritten = w;
+    if (!uv_is_active((uv_handle_t *)&jd->retry_timer)) {
+      uv_timer_start(&jd->retry_timer, retry_timer_cb, jd->retry_ms, 0);
+      jd->retry_ms = jd->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : jd->retry_ms * 2;
+    }
+    check_idle(jd);
+    return;
+  }
+  /* Removed only now: on a full disk, the page it frees could take the
+   * result and hide the failure; and whoever watches the folder always finds one
+   * of the two. */
+  jobstatus_remove(&jd->files, w->id);
+  if (w->failures) {
+    log_info("result written", "job=%s file=%s failed_writes=%u", w->id, w->file, w->failures);
+    if (--jd->failing == 0) {
+      jd->retry_ms = RETRY_FIRST_MS;
+      log_info("results can be written again; claiming job files", "dir=%s", jd->files.dir);
+      jd->busy_skipped = 1; /* scan now */
+    }
+  }
+  finishing_free(w);
+  if (jd->busy_skipped && !jd->shutting && !jd->failing) {
     jd->busy_skipped = 0;
     scan_jobs(jd);
   }
   check_idle(jd);
+}
+
+static void write_result(struct jobsdir *jd, struct finishing *w)
+{
+  jd->writing++;
+  jobfiles_finish(&jd->files, jd->loop, w->id, w->file, w->doc, w->len, w->succeeded, finished_cb,
+                  w);
 }
 
 /* Writes the result, then moves the job file out of running/; updates the
@@ -423,10 +635,16 @@ static void complete(struct jobsdir *jd, const char *file, const struct job *j,
   size_t len = strlen(doc);
   doc = xrealloc(doc, len + 2);
   doc[len++] = '\n';
-  jobstatus_remove(&jd->files, j->id);
-  jd->writing++;
-  jobfiles_finish(&jd->files, jd->loop, j->id, file, doc, len, r->status == JOB_SUCCEEDED,
-                  finished_cb, jd);
+
+  struct finishing *w = xcalloc(1, sizeof(*w));
+  w->jd = jd;
+  w->id = xstrdup(j->id);
+  w->file = xstrdup(file);
+  w->doc = doc;
+  w->len = len;
+  w->succeeded = r->status == JOB_SUCCEEDED;
+  w->attempt = r->attempt;
+  write_result(jd, w);
 
   /* Indexed at once: a job with the same key claimed while the result is
    * being written is a duplicate already. */
@@ -455,6 +673,24 @@ static void complete_unrun(struct jobsdir *jd, const char *file, struct job *j, 
   job_release(j);
 }
 
+/* The final "sys" line says what the result says: "succeeded, exit code 0",
+ * "failed, killed by signal 9 (SIGKILL)", "failed, not started". */
+static void describe_end(char *buf, size_t len, const struct job_result *r)
+{
+  const char *status = job_status_name(r->status);
+  if (r->exit_code >= 0) {
+    snprintf(buf, len, "%s, exit code %d", status, r->exit_code);
+  } else if (r->signal > 0) {
+    const char *abbrev = sigabbrev_np(r->signal);
+    if (abbrev)
+      snprintf(buf, len, "%s, killed by signal %d (SIG%s)", status, r->signal, abbrev);
+    else
+      snprintf(buf, len, "%s, killed by signal %d", status, r->signal);
+  } else {
+    snprintf(buf, len, "%s, not started", status);
+  }
+}
+
 static void on_done(struct pool *p, void *ud, const struct job *j, const struct job_result *r)
 {
   struct jobsdir *jd = ud;
@@ -481,17 +717,25 @@ static void on_done(struct pool *p, void *ud, const struct job *j, const struct 
   rr.attempt = t->attempt;
   if (rr.progress.percent < 0 && !rr.progress.stage && !rr.progress.message)
     rr.progress = t->progress;
+  json_t *extra = json_object();
   if (joblog_is_open(&t->log)) {
+    char end[128];
+    describe_end(end, sizeof(end), r);
     if (r->error)
       joblog_sys(&t->log, &jd->clock, "error: %s", r->error);
-    joblog_sys(&t->log, &jd->clock, "%s, exit code %d%s, %llu ms", job_status_name(r->status),
-               r->exit_code, r->signal ? ", killed by a signal" : "",
+    if (t->log.dropped)
+      joblog_sys(&t->log, &jd->clock,
+                 "%llu output lines were not written: the log reached "
+                 "--max-log-size",
+                 (unsigned long long)t->log.dropped);
+    joblog_sys(&t->log, &jd->clock, "%s, %llu ms", end,
                (unsigned long long)(r->duration_us / 1000));
     joblog_flush(&t->log);
+    if (t->log.dropped)
+      json_object_set_new(extra, "log_dropped_lines", json_integer((json_int_t)t->log.dropped));
   }
-  json_t *extra = NULL;
   if (r->status == JOB_CANCELLED && t->cancel_reason)
-    extra = json_pack("{s:s}", "cancel_reason", t->cancel_reason);
+    json_object_set_new(extra, "cancel_reason", json_string(t->cancel_reason));
   char *file = xstrdup(t->file);
   track_free(jd, t);
   complete(jd, file, j, &rr, extra);
@@ -512,12 +756,35 @@ static void done_timer_cb(uv_timer_t *h)
   }
 }
 
+/* At shutdown, once the time for running jobs is over: results that still
+ * cannot be written are given up. Their files stay in running/ with their
+ * markers, so the next agent runs those jobs again. */
+static void abandon_unwritten(struct jobsdir *jd)
+{
+  uv_timer_stop(&jd->retry_timer);
+  while (jd->unwritten) {
+    struct finishing *w = jd->unwritten;
+    jd->unwritten = w->next;
+    log_error("shutting down without the result of a job; it stays in running/ and runs again "
+              "at the next start",
+              "job=%s file=%s", w->id, w->file);
+    jd->failing--;
+    finishing_free(w);
+  }
+}
+
 static void check_idle(struct jobsdir *jd)
 {
+  if (!jd->shutting || jd->tracks.n || jd->writing || !jd->shutdown_cb)
+    return;
+  if (jd->unwritten) {
+    if (jd->shutting < 2)
+      return; /* retrying, until --shutdown-timeout or a second signal */
+    abandon_unwritten(jd);
+  }
   /* The callback runs from its own loop turn: it may free jd, which must not
    * happen inside a pool callback. */
-  if (jd->shutting && jd->tracks.n == 0 && jd->writing == 0 && jd->shutdown_cb)
-    uv_timer_start(&jd->done_timer, done_timer_cb, 0, 0);
+  uv_timer_start(&jd->done_timer, done_timer_cb, 0, 0);
 }
 
 static void cancel_running(struct jobsdir *jd, uint64_t grace_ms)
@@ -543,6 +810,7 @@ static void shutdown_timer_cb(uv_timer_t *h)
     jd->shutting = 2;
   log_warn("shutdown timeout: cancelling running jobs", "running=%zu", jd->tracks.n);
   cancel_running(jd, UINT64_MAX);
+  check_idle(jd);
 }
 
 /* Queued jobs are cancelled with their returning flag set: on_done then puts
@@ -582,7 +850,7 @@ void jobsdir_shutdown(struct jobsdir *jd, jobsdir_shutdown_cb cb, void *ud)
     }
     log_info("shutting down", "running=%zu timeout_ms=%llu", jd->tracks.n,
              (unsigned long long)jd->shutdown_timeout_ms);
-    if (jd->tracks.n)
+    if (jd->tracks.n || jd->failing)
       uv_timer_start(&jd->shutdown_timer, shutdown_timer_cb, jd->shutdown_timeout_ms, 0);
     check_idle(jd);
     return;
@@ -597,6 +865,7 @@ void jobsdir_shutdown(struct jobsdir *jd, jobsdir_shutdown_cb cb, void *ud)
     log_warn("killing running jobs", "running=%zu", jd->tracks.n);
     cancel_running(jd, 0);
   }
+  check_idle(jd);
 }
 
 /* ---- lifecycle ---- */
@@ -612,11 +881,16 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
     jd->slots = n > 0 ? (unsigned)n : 1;
   }
   jd->shutdown_timeout_ms = opts->shutdown_timeout_ms;
+  jd->max_job_size = opts->max_job_size ? opts->max_job_size : JOBSDIR_DEFAULT_MAX_JOB_SIZE;
+  jd->max_log_size = opts->max_log_size;
+  jd->retry_ms = RETRY_FIRST_MS;
+  if (proc_boot_id(jd->boot_id, sizeof(jd->boot_id)) < 0)
+    jd->boot_id[0] = '\0'; /* no /proc: attempts are not tracked by process */
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
   joblog_clock_init(&jd->clock);
-  uv_timer_t *timers[] = {&jd->scan_timer, &jd->flush_timer, &jd->shutdown_timer, &jd->done_timer,
-                          &jd->poll_timer};
+  uv_timer_t *timers[] = {&jd->scan_timer, &jd->flush_timer, &jd->shutdown_timer,
+                          &jd->done_timer, &jd->poll_timer,  &jd->retry_timer};
   for (size_t i = 0; i < ARRAY_SIZE(timers); i++) {
     uv_timer_init(loop, timers[i]);
     timers[i]->data = jd;
@@ -644,7 +918,7 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   }
   jd->watching = 1;
 
-  static const struct pool_ops ops = {NULL, on_start, on_line, on_progress, on_done};
+  static const struct pool_ops ops = {on_before_start, on_start, on_line, on_progress, on_done};
   struct exec_opts eo = {0};
   jd->pool = pool_new(jd->loop, jd->slots, &eo, &ops, jd);
   jd->started = 1;
@@ -672,25 +946,34 @@ static void close_cb(uv_handle_t *h)
   struct jobsdir *jd = h->data;
   if (--jd->closing > 0)
     return;
+  jobsdir_close_cb cb = jd->close_cb;
+  void *ud = jd->close_ud;
   jobfiles_release(&jd->files); /* closing the lock file releases the flock */
   smap_release(&jd->idem, free_str);
   smap_release(&jd->tracks, NULL);
   free(jd);
+  if (cb)
+    cb(ud);
 }
 
-void jobsdir_free(struct jobsdir *jd)
+void jobsdir_close(struct jobsdir *jd, jobsdir_close_cb cb, void *ud)
 {
-  if (!jd)
-    return;
-  while (jd->list) /* only when freed without a shutdown; normally empty */
+  while (jd->list) /* only when closed without a shutdown; normally empty */
     track_free(jd, jd->list);
+  while (jd->unwritten) {
+    struct finishing *w = jd->unwritten;
+    jd->unwritten = w->next;
+    finishing_free(w);
+  }
   if (jd->pool)
     pool_free(jd->pool);
   jd->pool = NULL;
+  jd->close_cb = cb;
+  jd->close_ud = ud;
   uv_handle_t *hs[] = {(uv_handle_t *)&jd->dir_ev,     (uv_handle_t *)&jd->cancel_ev,
                        (uv_handle_t *)&jd->scan_timer, (uv_handle_t *)&jd->flush_timer,
                        (uv_handle_t *)&jd->poll_timer, (uv_handle_t *)&jd->shutdown_timer,
-                       (uv_handle_t *)&jd->done_timer};
+                       (uv_handle_t *)&jd->done_timer, (uv_handle_t *)&jd->retry_timer};
   jd->closing = (int)ARRAY_SIZE(hs);
   for (size_t i = 0; i < ARRAY_SIZE(hs); i++)
     uv_close(hs[i], close_cb);

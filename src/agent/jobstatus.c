@@ -24,18 +24,21 @@ static void progress_to_json(json_t *o, const struct job_progress *p)
   json_object_set_new(o, "progress", pr);
 }
 
-void jobstatus_write(struct jobfiles *f, const char *id, const char *file, int running,
-                     unsigned attempt, const struct job_progress *p)
+void jobstatus_write(struct jobfiles *f, const char *id, const char *file, const char *state,
+                     unsigned attempt, const struct job_progress *p, const char *error)
 {
   char ts[40];
   json_t *o = json_object();
   json_object_set_new(o, "id", json_string(id));
   json_object_set_new(o, "file", json_string(file));
-  json_object_set_new(o, "state", json_string(running ? "running" : "queued"));
+  json_object_set_new(o, "state", json_string(state));
   json_object_set_new(o, "attempt", json_integer(attempt));
   fmt_time_us(ts, sizeof(ts), now_us());
   json_object_set_new(o, "updated_at", json_string(ts));
-  progress_to_json(o, p);
+  if (p)
+    progress_to_json(o, p);
+  if (error)
+    json_object_set_new(o, "error", json_string(error));
   char *text = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   char *name = xasprintf("%s.json", id);
@@ -59,8 +62,7 @@ void jobstatus_queued(struct jobfiles *f, const char *id, const char *file, unsi
     static const char doc[] = "{\"state\":\"queued\"}\n";
     if (jobfiles_write_fast(f->status, ".queued", doc, sizeof(doc) - 1) < 0 ||
         (link(shared, path) < 0 && errno != EEXIST)) {
-      struct job_progress none = {.percent = -1};
-      jobstatus_write(f, id, file, 0, attempt, &none);
+      jobstatus_write(f, id, file, "queued", attempt, NULL, NULL);
     }
   }
   free(shared);

@@ -9,11 +9,13 @@
 #include "job/result.h"
 
 /* Writes status/<id>.json:
- *   {"id","file","state":"running"|"queued","attempt","updated_at"[,"progress"]}
- * with "progress" ({"percent","stage","message"}, each only when known) only
- * when p holds something. Failures are logged, not returned. */
-void jobstatus_write(struct jobfiles *f, const char *id, const char *file, int running,
-                     unsigned attempt, const struct job_progress *p);
+ *   {"id","file","state","attempt","updated_at"[,"progress"][,"error"]}
+ * state is "queued", "running" or "finishing" (ended, its result not yet
+ * written); "progress" ({"percent","stage","message"}, each only when known)
+ * only when p (may be NULL) holds something, "error" when error is not NULL.
+ * Failures are logged, not returned. */
+void jobstatus_write(struct jobfiles *f, const char *id, const char *file, const char *state,
+                     unsigned attempt, const struct job_progress *p, const char *error);
 /* Makes status/<id>.json say {"state":"queued"}; falls back to
  * jobstatus_write (state "queued") when the shared file cannot be linked. */
 void jobstatus_queued(struct jobfiles *f, const char *id, const char *file, unsigned attempt);

@@ -2,6 +2,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,18 +88,48 @@ void fmt_time_us(char *buf, size_t len, int64_t us)
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
 }
 
+/* The temporary name is "<path>.tmp.<pid>.<seq>": unique per process and
+ * per call, so two writers never share one, and recognisable, so that what a
+ * crash left behind can be found (write_tmp_name). The counter is atomic:
+ * results are written from libuv's thread pool while the loop thread writes
+ * status files. */
+static _Atomic unsigned write_seq;
+
+static int fsync_parent(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+  free(dir);
+  if (fd < 0)
+    return -errno;
+  if (fsync(fd) < 0)
+    err = -errno;
+  close(fd);
+  return err;
+}
+
 static int write_whole(const char *path, const void *data, size_t len, int sync)
 {
-  /* The temporary name is unique per process and per call so that two writers
-   * never share one; rename() then makes the new content appear whole. */
-  static unsigned seq;
-  char *tmp = xasprintf("%s.tmp.%d.%u", path, (int)getpid(), seq++);
   const char *p = data;
-  int fd, err = 0;
+  char *tmp = NULL;
+  int fd = -1, err = 0;
 
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* O_EXCL (which also refuses to follow a symbolic link): a file or link
+   * someone planted under the temporary name is never written through. A
+   * name left by a crashed process of the same pid (pid 1 in a container,
+   * every time) is skipped. */
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    free(tmp);
+    tmp = xasprintf("%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&write_seq, 1));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) {
+      err = -errno;
+      goto out;
+    }
+  }
   if (fd < 0) {
-    err = -errno;
+    err = -EEXIST;
     goto out;
   }
   while (len > 0) {
@@ -122,6 +153,10 @@ static int write_whole(const char *path, const void *data, size_t len, int sync)
     err = -errno;
   if (err)
     unlink(tmp);
+  /* The rename lives in the folder: until the folder is synced, a power cut
+   * may bring back the old name (or none). */
+  if (!err && sync)
+    err = fsync_parent(path);
 out:
   free(tmp);
   return err;
@@ -135,6 +170,21 @@ int write_file_atomic(const char *path, const void *data, size_t len)
 int write_file_replace(const char *path, const void *data, size_t len)
 {
   return write_whole(path, data, len, 0);
+}
+
+int write_tmp_name(const char *name)
+{
+  /* "<something>.tmp.<digits>.<digits>" */
+  const char *end = name + strlen(name), *p = end;
+  for (int part = 0; part < 2; part++) {
+    const char *digits_end = p;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+      p--;
+    if (p == digits_end || p == name || p[-1] != '.')
+      return 0;
+    p--;
+  }
+  return p - name > 4 && !memcmp(p - 4, ".tmp", 4);
 }
 
 int read_file(const char *path, char **out, size_t *len)
@@ -171,6 +221,73 @@ int read_file(const char *path, char **out, size_t *len)
   if (len)
     *len = n;
   return 0;
+}
+
+int read_file_max(const char *path, size_t max, char **out, size_t *len, struct stat *st)
+{
+  /* O_NOFOLLOW: a link is not followed (ELOOP). O_NONBLOCK: opening a FIFO
+   * does not wait for a writer; it is refused below anyway, like every other
+   * kind of file that is not a regular one (a device can be endless). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC), err = 0;
+  struct stat sb;
+  char *buf = NULL;
+  size_t n = 0;
+
+  if (max > SIZE_MAX / 2)
+    max = SIZE_MAX / 2;
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &sb) < 0) {
+    err = -errno;
+    goto out;
+  }
+  if (st)
+    *st = sb;
+  if (!S_ISREG(sb.st_mode)) {
+    err = -EINVAL;
+    goto out;
+  }
+  if ((uint64_t)sb.st_size > max) {
+    err = -EFBIG;
+    goto out;
+  }
+  /* The size may change while we read: read at most max + 1 bytes to tell
+   * "grew past the limit" from "exactly at it". */
+  size_t cap = (size_t)sb.st_size + 1 < max + 1 ? (size_t)sb.st_size + 1 : max + 1;
+  buf = xmalloc(cap + 1);
+  for (;;) {
+    if (n == cap) {
+      if (cap > max) {
+        err = -EFBIG;
+        goto out;
+      }
+      cap = cap * 2 < max + 1 ? cap * 2 : max + 1;
+      buf = xrealloc(buf, cap + 1);
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      err = -errno;
+      goto out;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+  }
+  if (n > max) {
+    err = -EFBIG;
+    goto out;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  buf = NULL;
+  if (len)
+    *len = n;
+out:
+  free(buf);
+  close(fd);
+  return err;
 }
 
 int mkdir_p(const char *path, unsigned mode)

@@ -19,6 +19,8 @@ struct agent_opts {
   char *jobs_dir;
   long slots;
   uint64_t shutdown_timeout_ms;
+  uint64_t max_job_size;
+  uint64_t max_log_size;
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -28,7 +30,11 @@ static const struct cfg_opt agent_opts_table[] = {
     {"slots", 0, CFG_INT, offsetof(struct agent_opts, slots), NULL, NULL, 1, 1024, "N",
      "jobs run at once (default: the number of CPUs)"},
     {"shutdown-timeout", 0, CFG_DURATION, offsetof(struct agent_opts, shutdown_timeout_ms), "30s",
-     NULL, 0, 0, "D", "on SIGTERM or SIGINT, how long running jobs may finish before cancel"},
+     NULL, 0, 0, "D", "on a stop signal (TERM, INT, HUP, ...), how long running jobs may finish"},
+    {"max-job-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_job_size), "1M", NULL, 0, 0,
+     "SIZE", "refuse job files bigger than SIZE (to failed/, with an error)"},
+    {"max-log-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_log_size), "1G", NULL, 0, 0,
+     "SIZE", "per job log; output lines past it are only counted (0: no limit)"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -38,31 +44,74 @@ static const char agent_summary[] =
     "DIR/status/<id>.json;\n"
     "job files end in DIR/done/ or DIR/failed/; creating DIR/cancel/<id> cancels job <id>.\n"
     "Queued jobs go back to DIR on shutdown; a job left in DIR/running/ by a crash runs again.\n"
-    "SIGTERM or SIGINT: stop taking files, let running jobs finish up to --shutdown-timeout,\n"
-    "cancel the rest, exit 0; a second signal cancels running jobs at once.";
+    "SIGTERM, SIGINT, SIGHUP (or any other signal that would end it): stop taking files, let\n"
+    "running jobs finish up to --shutdown-timeout, cancel the rest, exit 0; a second signal\n"
+    "cancels running jobs at once.";
+
+/* Every signal whose default action would end the agent and that can be
+ * caught turns into the graceful shutdown, so that none of them leaves a job
+ * running without its agent (a closed terminal sends SIGHUP). Not here: the
+ * synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
+ * SIGABRT: a handler would return into the fault), and SIGPIPE and SIGXFSZ,
+ * which are ignored so that a write to a closed pipe or past RLIMIT_FSIZE
+ * fails with EPIPE or EFBIG where it happens. The real-time signals are
+ * added at run time (SIGRTMIN is not a constant). */
+static const int shutdown_signals[] = {SIGTERM, SIGINT,  SIGHUP,    SIGQUIT, SIGUSR1,
+                                       SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+                                       SIGIO,   SIGPWR,  SIGSTKFLT};
+#define MAX_SIGNALS (ARRAY_SIZE(shutdown_signals) + 33)
 
 struct agent_ctx {
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sig[MAX_SIGNALS];
+  size_t nsig;
   struct jobsdir *jd;
 };
+
+static void close_signals(struct agent_ctx *ctx)
+{
+  for (size_t i = 0; i < ctx->nsig; i++)
+    uv_close((uv_handle_t *)&ctx->sig[i], NULL);
+  ctx->nsig = 0;
+}
 
 static void on_shutdown(struct jobsdir *jd, void *ud)
 {
   struct agent_ctx *ctx = ud;
-  (void)jd;
   log_info("agent stopped", "code=%d", 0);
-  uv_close((uv_handle_t *)&ctx->sigint, NULL);
-  uv_close((uv_handle_t *)&ctx->sigterm, NULL);
-  jobsdir_free(jd);
+  close_signals(ctx);
+  jobsdir_close(jd, NULL, NULL);
   ctx->jd = NULL;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
   struct agent_ctx *ctx = h->data;
-  log_info("signal received", "signal=%s", strsignal(signum));
+  const char *abbrev = sigabbrev_np(signum);
+  log_info("signal received", "signal=SIG%s", abbrev ? abbrev : "?");
   if (ctx->jd)
     jobsdir_shutdown(ctx->jd, on_shutdown, ctx);
+}
+
+static void watch_signals(uv_loop_t *loop, struct agent_ctx *ctx)
+{
+  int sigs[MAX_SIGNALS];
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE(shutdown_signals); i++)
+    sigs[n++] = shutdown_signals[i];
+  for (int s = SIGRTMIN; s <= SIGRTMAX && n < MAX_SIGNALS; s++)
+    sigs[n++] = s;
+  for (size_t i = 0; i < n; i++) {
+    uv_signal_t *h = &ctx->sig[ctx->nsig];
+    uv_signal_init(loop, h);
+    h->data = ctx;
+    if (uv_signal_start(h, on_signal, sigs[i]) < 0) {
+      uv_close((uv_handle_t *)h, NULL);
+      continue;
+    }
+    ctx->nsig++;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 int cli_agent(int argc, char **argv)
@@ -85,6 +134,11 @@ int cli_agent(int argc, char **argv)
                            "unexpected argument '%s'", argv[res.argi]);
     goto out;
   }
+  if (o.max_job_size == 0) {
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS,
+                           "--max-job-size must be more than 0");
+    goto out;
+  }
   if (!o.jobs_dir || !o.jobs_dir[0]) {
     fprintf(stderr, "error: --jobs-dir is required: drover has no coordinator mode yet; "
                     "run 'drover agent --jobs-dir DIR' (or set DROVER_JOBS_DIR)\n");
@@ -102,22 +156,17 @@ int cli_agent(int argc, char **argv)
   uv_loop_init(&loop);
   struct agent_ctx ctx;
   memset(&ctx, 0, sizeof(ctx));
-  struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms};
+  struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
+                            o.max_log_size};
   ctx.jd = jobsdir_new(&loop, &jo);
-
-  uv_signal_init(&loop, &ctx.sigint);
-  uv_signal_init(&loop, &ctx.sigterm);
-  ctx.sigint.data = ctx.sigterm.data = &ctx;
-  uv_signal_start(&ctx.sigint, on_signal, SIGINT);
-  uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
+  watch_signals(&loop, &ctx);
 
   char err[512];
   if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
     fprintf(stderr, "error: %s\n", err);
     code = CLI_EXIT_ERROR;
-    uv_close((uv_handle_t *)&ctx.sigint, NULL);
-    uv_close((uv_handle_t *)&ctx.sigterm, NULL);
-    jobsdir_free(ctx.jd);
+    close_signals(&ctx);
+    jobsdir_close(ctx.jd, NULL, NULL);
     ctx.jd = NULL;
   }
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/units.h"
 #include "base/jsonstr.h"
@@ -74,16 +75,25 @@ void job_error_format(const struct job_error *err, const char *origin, char *buf
     snprintf(buf, len, "%s%s", pos, err->msg);
 }
 
-int job_load_file(struct job *j, const char *path, struct job_error *err)
+int job_load_file(struct job *j, const char *path, size_t max, struct job_error *err)
 {
   char *text;
   size_t len;
-  int rc = read_file(path, &text, &len);
+  struct stat st;
+  int rc = read_file_max(path, max, &text, &len, &st);
 
   if (rc < 0) {
     job_init(j);
     memset(err, 0, sizeof *err);
-    snprintf(err->msg, sizeof err->msg, "cannot read: %s", strerror(-rc));
+    if (rc == -ELOOP)
+      snprintf(err->msg, sizeof err->msg, "is a symbolic link; a job file must be a regular file");
+    else if (rc == -EINVAL)
+      snprintf(err->msg, sizeof err->msg, "is not a regular file; a job file must be one");
+    else if (rc == -EFBIG)
+      snprintf(err->msg, sizeof err->msg, "is larger than the %zu bytes allowed", max);
+    else
+      snprintf(err->msg, sizeof err->msg, "cannot read: %s", strerror(-rc));
+    job_release(j);
     return -1;
   }
   rc = job_parse(j, text, len, err);
@@ -151,8 +161,9 @@ static const char *const known_fields[] = {
     "id",  "name",    "kind",    "command",    "argv",     "interpreter",     "script",
     "env", "workdir", "timeout", "kill_grace", "priority", "idempotency_key", "labels",
 };
-/* Accepted and ignored: later versions give them meaning, and a document
- * written for them should still run here. */
+/* Fields that later versions give a meaning. This one cannot honour them:
+ * a job that asks for "isolation" must not run without it, so they are
+ * errors that say so, not unknown-field errors with a "did you mean". */
 static const char *const reserved_fields[] = {
     "resources", "isolation", "tool", "container", "retries", "capabilities", "secrets",
 };
@@ -263,10 +274,14 @@ static int get_duration(struct ctx *c, const char *key, const json_t *v, uint64_
   }
   /* A bare number is seconds, as in most job formats; 1e12 s is past any
    * sensible limit and keeps the conversion exact. Non-negative, so adding
-   * 0.5 and truncating rounds to the nearest millisecond without libm. */
+   * 0.5 and truncating rounds to the nearest millisecond without libm. Only
+   * an explicit 0 means "no limit": a positive value that rounds to 0 ms
+   * becomes 1 ms. */
   if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 1e12) {
     *out = json_is_integer(v) ? (uint64_t)json_integer_value(v) * 1000
                               : (uint64_t)(json_real_value(v) * 1000.0 + 0.5);
+    if (*out == 0 && json_number_value(v) > 0)
+      *out = 1;
     return 0;
   }
   return fail(c, &p, 1, 0, "\"%s\" must be a duration like \"30s\" or a number of seconds, got %s",
@@ -416,7 +431,10 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
     return 0;
   }
   if (in_list(key, reserved_fields, ARRAY_SIZE(reserved_fields)))
-    return 0;
+    return fail(c, &p, 1, 1,
+                "\"%s\" is not supported by this version of drover: remove it to run the job "
+                "without it",
+                key);
   return unknown_field(c, key);
 }
 
@@ -455,6 +473,23 @@ static int check_kind(struct ctx *c, struct job *j, const json_t *root)
   return 0;
 }
 
+/* The 1-based line and column (in characters, as jansson counts them) of
+ * byte offset off. */
+static void text_position(const char *text, size_t off, int *line, int *column)
+{
+  int l = 1, col = 1;
+  for (size_t i = 0; i < off; i++) {
+    if (text[i] == '\n') {
+      l++;
+      col = 1;
+    } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+      col++;
+    }
+  }
+  *line = l;
+  *column = col;
+}
+
 int job_parse(struct job *j, const char *text, size_t len, struct job_error *err)
 {
   struct ctx c = {text, len, err};
@@ -464,11 +499,32 @@ int job_parse(struct job *j, const char *text, size_t len, struct job_error *err
 
   job_init(j);
   memset(err, 0, sizeof *err);
+  /* Two mistakes that jansson reports in its own terms ("'[' or '{' expected
+   * near '\xef\xbb\xbf'", "... without JSON_ALLOW_NUL"): said plainly. */
+  if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) {
+    err->line = err->column = 1;
+    snprintf(err->msg, sizeof err->msg,
+             "the file starts with a byte order mark (BOM): save it as UTF-8 without a BOM");
+    job_release(j);
+    return -1;
+  }
+  const char *nul = memchr(text, '\0', len);
+  if (nul) {
+    text_position(text, (size_t)(nul - text), &err->line, &err->column);
+    snprintf(err->msg, sizeof err->msg,
+             "invalid JSON: a NUL byte (\\u0000) is not allowed in a job file");
+    job_release(j);
+    return -1;
+  }
   root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     err->line = jerr.line > 0 ? jerr.line : 0;
     err->column = jerr.column > 0 ? jerr.column : 0;
-    snprintf(err->msg, sizeof err->msg, "invalid JSON: %s", jerr.text);
+    if (strstr(jerr.text, "JSON_ALLOW_NUL"))
+      snprintf(err->msg, sizeof err->msg,
+               "invalid JSON: a NUL byte (\\u0000) is not allowed in a string");
+    else
+      snprintf(err->msg, sizeof err->msg, "invalid JSON: %s", jerr.text);
     job_release(j);
     return -1;
   }

@@ -50,14 +50,20 @@ struct job_error {
 
 /* Parses a job document (JSON text, len bytes, need not be NUL-terminated)
  * into j, which the caller provides and must job_release() on success.
- * Unknown fields are errors (a typo must not be silently ignored), except
- * fields that later versions reserve ("resources", "isolation", "tool",
- * "container", "retries", "capabilities", "secrets") which are accepted and
- * ignored for now. A missing id is generated.
+ * Unknown fields are errors (a typo must not be silently ignored), and so are
+ * the fields that later versions give a meaning ("resources", "isolation",
+ * "tool", "container", "retries", "capabilities", "secrets"): "not supported
+ * by this version of drover", since running without them would pretend a
+ * limit holds. Durations are duration strings or numbers of seconds; a
+ * positive number below 1 ms becomes 1 ms (only 0 means no limit). A byte
+ * order mark and NUL bytes are errors that say so. A missing id is generated.
  * Returns 0, or -1 with err filled and j left empty. */
 int job_parse(struct job *j, const char *text, size_t len, struct job_error *err);
-/* Reads and parses a file. I/O errors are reported in err too. */
-int job_load_file(struct job *j, const char *path, struct job_error *err);
+/* Reads and parses a file of at most max bytes: never through a symbolic
+ * link, never from anything but a regular file (a FIFO is not waited on),
+ * never reading more than max + 1 bytes. These refusals and I/O errors are
+ * reported in err too (no position). */
+int job_load_file(struct job *j, const char *path, size_t max, struct job_error *err);
 /* Formats err for a user: "line 3, column 7: \"timeout\" must be a duration like \"30s\"".
  * With origin (e.g. "job file 'jobs/a.json'") it is prefixed: "job file 'jobs/a.json': line 3...".
  */

@@ -1,106 +1,11 @@
 """`drover agent --jobs-dir DIR`: job files in, results, logs and moved files out."""
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import time
 
-import pytest
-
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (out|err|sys) ")
-
-
-class Agent:
-    def __init__(self, drover, d, *args):
-        self.dir = d
-        self.errlog = open(d.parent / f"agent-{d.name}.stderr", "a")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
-        self.proc = subprocess.Popen([drover, "agent", "--jobs-dir", str(d), *args],
-                                     stdout=subprocess.DEVNULL, stderr=self.errlog, env=env)
-
-    def stop(self, timeout=30):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def close(self):
-        """Stops the agent the graceful way; returns what it printed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.errlog.close()
-        return self.stderr()
-
-    def stderr(self):
-        if not self.errlog.closed:
-            self.errlog.flush()
-        return (self.dir.parent / f"agent-{self.dir.name}.stderr").read_text()
-
-
-@pytest.fixture
-def jobs(tmp_path):
-    d = tmp_path / "jobs"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def agent(drover, jobs):
-    started = []
-
-    def start(*args, d=None):
-        a = Agent(drover, d or jobs, *args)
-        started.append(a)
-        return a
-
-    yield start
-    for a in started:
-        err = a.close()
-        # Sanitizer reports (leaks, undefined behaviour) fail the test.
-        assert "Sanitizer" not in err and "runtime error" not in err, err
-        assert a.proc.returncode == 0, err
-
-
-def drop(d, name, doc):
-    """Writes a job file the way a careful writer does: temporary name, rename."""
-    tmp = d / f".{name}.tmp"
-    tmp.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    os.rename(tmp, d / name)
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def result(d, job_id, timeout=30):
-    path = d / "results" / f"{job_id}.json"
-    wait_for(path.exists, timeout, f"result of {job_id}")
-    return json.loads(path.read_text())
-
-
-def status(d, job_id):
-    try:
-        return json.loads((d / "status" / f"{job_id}.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def wait_state(d, job_id, state, timeout=30):
-    return wait_for(lambda: (s := status(d, job_id)) and s["state"] == state and s, timeout,
-                    f"{job_id} {state}")
+from jobsdir_harness import (LOG_LINE, agent, drop, jobs, result, status,  # noqa: F401
+                             wait_for, wait_state)
 
 
 def test_jobsdir_runs_a_job(agent, jobs):
@@ -142,18 +47,37 @@ def test_jobsdir_ignores_temporary_and_dot_files(agent, jobs):
 
 
 def test_jobsdir_never_more_than_slots_at_once(agent, jobs, tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
+    """Each job blocks until the test releases it, and notes on start how many
+    jobs were live then: a third job started beside two blocked ones would see 3."""
+    live, gate = tmp_path / "live", tmp_path / "gate"
+    live.mkdir()
+    gate.mkdir()
     agent("--slots", "2")
-    for i in range(6):
-        drop(jobs, f"c{i}.json", {"id": f"c{i}", "command":
-             f"date +%s.%N > {marks}/c{i}.start; sleep 0.4; date +%s.%N > {marks}/c{i}.end"})
-    for i in range(6):
-        assert result(jobs, f"c{i}")["status"] == "succeeded"
-    spans = [(float((marks / f"c{i}.start").read_text()), float((marks / f"c{i}.end").read_text()))
-             for i in range(6)]
-    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-    assert overlap == 2
+    ids = [f"c{i}" for i in range(6)]
+    for i in ids:
+        drop(jobs, f"{i}.json", {"id": i, "command":
+             f"touch {live}/{i}; ls {live} | wc -l > {tmp_path}/{i}.seen; "
+             f"while [ ! -e {gate}/{i} ]; do sleep 0.01; done; rm {live}/{i}"})
+
+    def started():
+        return sorted(i for i in ids if (tmp_path / f"{i}.seen").exists())
+
+    released = []
+    while len(released) < len(ids):
+        # Two run (fewer at the end); every other claimed job is held back.
+        running = min(2, len(ids) - len(released))
+        wait_for(lambda: len(started()) == len(released) + running, what=f"{running} running")
+        waiting = [i for i in ids if i not in started()]
+        for i in waiting:
+            wait_state(jobs, i, "queued")
+        assert len(started()) == len(released) + running
+        nxt = next(i for i in started() if i not in released)
+        (gate / nxt).touch()
+        released.append(nxt)
+        result(jobs, nxt)
+    seen = [int((tmp_path / f"{i}.seen").read_text()) for i in ids]
+    assert max(seen) <= 2, seen
+    assert all(result(jobs, i)["status"] == "succeeded" for i in ids)
 
 
 def blocker(jobs, tmp_path, job_id="blocker"):
@@ -194,6 +118,8 @@ def test_jobsdir_malformed_files_are_explained(agent, jobs):
                    (jobs / "failed" / "typo.json.error.txt").read_text(), what="error.txt")
     assert "comand" in err
     assert not (jobs / "results" / "typo.json").exists()
+    # The result is on disk before the file moves: wait for the move.
+    wait_for((jobs / "done" / "good.json").exists, what="good.json in done/")
     assert not any((jobs / "running").iterdir())
 
 
@@ -292,17 +218,19 @@ def test_jobsdir_restart_files_a_job_whose_result_was_written(agent, jobs, tmp_p
     results.mkdir()
     ran = tmp_path / "ran"
     ran.mkdir()
-    # An old result of an earlier job "again", written before the claim below.
-    (results / "again.json").write_text(json.dumps({"id": "again", "status": "failed"}))
-    time.sleep(0.05)
     for name in ("finished", "again"):
         (running / f"{name}.json").write_text(json.dumps(
             {"id": name, "command": f"touch {ran}/{name}; echo attempt=$DROVER_ATTEMPT"}))
         (running / f"{name}.json.attempt").write_text("1\n")
-    time.sleep(0.05)
-    # The result of "finished", written after its claim, as the dead agent did.
+    # The claim is the job file's last change (its ctime). An old result of an
+    # earlier job "again", written before it; the result of "finished",
+    # written after it, as the dead agent did. Times are set, not waited for.
+    claimed_ns = max(os.stat(running / f"{n}.json").st_ctime_ns for n in ("finished", "again"))
+    (results / "again.json").write_text(json.dumps({"id": "again", "status": "failed"}))
+    os.utime(results / "again.json", ns=(claimed_ns - 10**10, claimed_ns - 10**10))
     before = json.dumps({"id": "finished", "status": "succeeded", "attempt": 1})
     (results / "finished.json").write_text(before)
+    os.utime(results / "finished.json", ns=(claimed_ns + 10**9, claimed_ns + 10**9))
 
     a = agent()
     wait_for((jobs / "done" / "finished.json").exists, what="finished in done/")
@@ -388,32 +316,34 @@ def test_jobsdir_a_thousand_files_at_once(agent, jobs, tmp_path):
     assert not any((jobs / "failed").iterdir())
 
 
-def test_jobsdir_agent_killed_mid_job_reruns_it_as_attempt_2(drover, agent, jobs, tmp_path):
+def test_jobsdir_agent_killed_mid_job_reruns_it_as_attempt_2(agent, jobs, tmp_path):
+    """kill -9 of the agent: the restart kills what is left of attempt 1
+    (nobody else does it here) before attempt 2 runs."""
     pidfile = tmp_path / "pid"
-    crashed = Agent(drover, jobs)
-    try:
-        drop(jobs, "crash.json", {"id": "crash", "command":
-             f'echo attempt=$DROVER_ATTEMPT; if [ "$DROVER_ATTEMPT" = 1 ]; then '
-             f'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 60; fi'})
-        wait_for(pidfile.exists, what="job running")
-        # The log of a running job reaches the disk within a flush tick.
-        log = jobs / "logs" / "crash.log"
-        wait_for(lambda: log.exists() and "out attempt=1" in log.read_text(), what="log flush")
-        crashed.proc.kill()
-        crashed.proc.wait()
-    finally:
-        crashed.close()
-        if pidfile.exists():   # the orphaned first attempt
-            try:
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    crashed = agent(expect=-9)
+    drop(jobs, "crash.json", {"id": "crash", "command":
+         f'echo attempt=$DROVER_ATTEMPT; if [ "$DROVER_ATTEMPT" = 1 ]; then '
+         f'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 60; fi'})
+    wait_for(pidfile.exists, what="job running")
+    # The log of a running job reaches the disk within a flush tick.
+    log = jobs / "logs" / "crash.log"
+    wait_for(lambda: log.exists() and "out attempt=1" in log.read_text(), what="log flush")
+    crashed.proc.kill()
+    crashed.proc.wait()
+    first = int(pidfile.read_text())
     assert (jobs / "running" / "crash.json").exists()
     agent()
     r = result(jobs, "crash")
     assert r["status"] == "succeeded" and r["attempt"] == 2
     log = (jobs / "logs" / "crash.log").read_text()
     assert "out attempt=1" in log and "out attempt=2" in log
+    assert "killed what was left of attempt 1: 1 process" in log
+    # Gone (a zombie at most, until its new parent reaps it).
+    try:
+        state = open(f"/proc/{first}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), state
 
 
 def test_jobsdir_one_agent_per_folder(drover, agent, jobs):

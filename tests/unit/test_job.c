@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -78,7 +79,7 @@ static void test_job_exec_and_script(void **state)
   job_release(&j);
 
   parse_ok(&j, "{\"kind\": \"script\", \"interpreter\": \"python3\", \"script\": \"print(1)\\n\","
-               " \"timeout\": 0.25, \"resources\": {\"cpu\": 2}, \"retries\": 3}");
+               " \"timeout\": 0.25}");
   assert_int_equal(j.kind, JOB_SCRIPT);
   assert_string_equal(j.interpreter, "python3");
   assert_string_equal(j.script, "print(1)\n");
@@ -104,6 +105,58 @@ static void test_job_syntax_errors(void **state)
             "invalid JSON: duplicate object key near '\"command\"'");
   parse_bad("  [\"echo\"]", 1, 3, "",
             "a job must be a JSON object like {\"command\": \"echo hi\"}");
+}
+
+/* What jansson says in its own terms is said plainly. */
+static void test_job_bom_and_nul(void **state)
+{
+  parse_bad("\xef\xbb\xbf{\"command\": \"x\"}", 1, 1, "",
+            "the file starts with a byte order mark (BOM): save it as UTF-8 without a BOM");
+  parse_bad("{\"command\": \"a\\u0000b\"}", 1, 22, "",
+            "invalid JSON: a NUL byte (\\u0000) is not allowed in a string");
+
+  struct job j;
+  struct job_error e;
+  static const char raw[] = "{\"command\":\n \"\xc3\xa9x\0y\"}";
+  assert_int_equal(job_parse(&j, raw, sizeof(raw) - 1, &e), -1);
+  assert_string_equal(e.msg, "invalid JSON: a NUL byte (\\u0000) is not allowed in a job file");
+  assert_int_equal(e.line, 2);
+  assert_int_equal(e.column, 5);
+  job_release(&j);
+}
+
+/* Fields this version cannot honour are errors: a job asking for isolation
+ * must not run without it. */
+static void test_job_reserved_fields_are_errors(void **state)
+{
+  static const char *const names[] = {"resources", "isolation",    "tool",   "container",
+                                      "retries",   "capabilities", "secrets"};
+  for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+    char *doc = xasprintf("{\"command\": \"x\",\n  \"%s\": {}}", names[i]);
+    char *msg = xasprintf("\"%s\" is not supported by this version of drover: remove it to run "
+                          "the job without it",
+                          names[i]);
+    parse_bad(doc, 2, 3, names[i], msg);
+    free(doc);
+    free(msg);
+  }
+}
+
+/* A positive duration never rounds to 0, which would mean "no limit". */
+static void test_job_tiny_durations_round_up(void **state)
+{
+  struct job j;
+  parse_ok(&j, "{\"command\": \"x\", \"timeout\": 0.0000001, \"kill_grace\": 0.0004}");
+  assert_int_equal(j.timeout_ms, 1);
+  assert_int_equal(j.kill_grace_ms, 1);
+  job_release(&j);
+  parse_ok(&j, "{\"command\": \"x\", \"timeout\": 0, \"kill_grace\": 0.0}");
+  assert_int_equal(j.timeout_ms, 0);
+  assert_int_equal(j.kill_grace_ms, 0);
+  job_release(&j);
+  parse_ok(&j, "{\"command\": \"x\", \"timeout\": 0.0016}");
+  assert_int_equal(j.timeout_ms, 2);
+  job_release(&j);
 }
 
 static void test_job_value_errors(void **state)
@@ -230,15 +283,29 @@ static void test_job_error_format_and_file(void **state)
   assert_true(fd >= 0);
   assert_int_equal(write(fd, doc, strlen(doc)), (int)strlen(doc));
   close(fd);
-  assert_int_equal(job_load_file(&j, path, &e), -1);
+  assert_int_equal(job_load_file(&j, path, 1024, &e), -1);
   job_error_format(&e, "job file 'jobs/a.json'", buf, sizeof buf);
   assert_string_equal(buf, "job file 'jobs/a.json': line 3, column 14: \"timeout\" must be a "
                            "duration like \"30s\", got \"soon\"");
   job_error_format(&e, NULL, buf, sizeof buf);
   assert_string_equal(buf, "line 3, column 14: \"timeout\" must be a duration like \"30s\", got "
                            "\"soon\"");
+  /* Bounded: a file over the limit is not read. */
+  assert_int_equal(job_load_file(&j, path, 10, &e), -1);
+  assert_string_equal(e.msg, "is larger than the 10 bytes allowed");
+  /* Never through a symbolic link, never from something that is not a file. */
+  char *link = xasprintf("%s.link", path);
+  assert_int_equal(symlink(path, link), 0);
+  assert_int_equal(job_load_file(&j, link, 1024, &e), -1);
+  assert_string_equal(e.msg, "is a symbolic link; a job file must be a regular file");
+  unlink(link);
+  assert_int_equal(mkfifo(link, 0600), 0);
+  assert_int_equal(job_load_file(&j, link, 1024, &e), -1); /* does not wait for a writer */
+  assert_string_equal(e.msg, "is not a regular file; a job file must be one");
+  unlink(link);
+  free(link);
   unlink(path);
-  assert_int_equal(job_load_file(&j, path, &e), -1);
+  assert_int_equal(job_load_file(&j, path, 1024, &e), -1);
   job_error_format(&e, "job file 'x'", buf, sizeof buf);
   assert_string_equal(buf, "job file 'x': cannot read: No such file or directory");
   job_release(&j);
@@ -250,10 +317,17 @@ int main(int argc, char **argv)
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_job_shell_defaults),        cmocka_unit_test(test_job_exec_and_script),
-      cmocka_unit_test(test_job_syntax_errors),         cmocka_unit_test(test_job_value_errors),
-      cmocka_unit_test(test_job_field_errors),          cmocka_unit_test(test_job_round_trip),
-      cmocka_unit_test(test_job_error_format_and_file), cmocka_unit_test(test_job_to_json_non_utf8),
+      cmocka_unit_test(test_job_shell_defaults),
+      cmocka_unit_test(test_job_exec_and_script),
+      cmocka_unit_test(test_job_syntax_errors),
+      cmocka_unit_test(test_job_value_errors),
+      cmocka_unit_test(test_job_field_errors),
+      cmocka_unit_test(test_job_round_trip),
+      cmocka_unit_test(test_job_error_format_and_file),
+      cmocka_unit_test(test_job_to_json_non_utf8),
+      cmocka_unit_test(test_job_bom_and_nul),
+      cmocka_unit_test(test_job_reserved_fields_are_errors),
+      cmocka_unit_test(test_job_tiny_durations_round_up),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

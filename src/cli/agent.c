@@ -170,6 +170,9 @@ int cli_agent(int argc, char **argv)
     ctx.jd = NULL;
   }
   uv_run(&loop, UV_RUN_DEFAULT);
+  /* The SIGCHLD watcher outlives the last job while escaped orphans live. */
+  exec_loop_done(&loop);
+  uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0)
     log_warn("event loop closed with handles still open", "dir=%s", o.jobs_dir);
 out:

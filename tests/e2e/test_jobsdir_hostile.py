@@ -503,7 +503,6 @@ def test_jobsdir_any_stop_signal_shuts_down_gracefully(agent, jobs, tmp_path, si
 
 # ---- memory figures (item 8: the fix is the executor's) ----
 
-@pytest.mark.xfail(strict=True, reason="needs the exec fix from branch h6-exec")
 def test_jobsdir_max_rss_is_the_jobs_own_after_a_big_job_file(agent, jobs):
     agent("--max-job-size", "64M")
     drop(jobs, "fat.json", '{"id": "fat", "command": "true", "name": "' + "n" * (50 << 20) + '"}')

@@ -317,8 +317,9 @@ def test_jobsdir_a_thousand_files_at_once(agent, jobs, tmp_path):
 
 
 def test_jobsdir_agent_killed_mid_job_reruns_it_as_attempt_2(agent, jobs, tmp_path):
-    """kill -9 of the agent: the restart kills what is left of attempt 1
-    (nobody else does it here) before attempt 2 runs."""
+    """kill -9 of the agent: attempt 1's process dies with it (the kernel
+    kills a job's first process with its agent), and attempt 2 runs after
+    the restart."""
     pidfile = tmp_path / "pid"
     crashed = agent(expect=-9)
     drop(jobs, "crash.json", {"id": "crash", "command":
@@ -337,7 +338,6 @@ def test_jobsdir_agent_killed_mid_job_reruns_it_as_attempt_2(agent, jobs, tmp_pa
     assert r["status"] == "succeeded" and r["attempt"] == 2
     log = (jobs / "logs" / "crash.log").read_text()
     assert "out attempt=1" in log and "out attempt=2" in log
-    assert "killed what was left of attempt 1: 1 process" in log
     # Gone (a zombie at most, until its new parent reaps it).
     try:
         state = open(f"/proc/{first}/stat").read().rsplit(")", 1)[1].split()[0]

@@ -4,12 +4,15 @@
  * Why a thread and not uv_pipe/uv_tty on fd 0: those set O_NONBLOCK on the
  * file description, which the shell and the other commands of a script
  * share; why not uv_fs_read on the thread pool: a read blocked on a
- * terminal would hold a pool thread that libuv joins at exit. A thread of
- * our own can be cancelled in its read() and joined (outwriter.c does the
- * same for stdout). */
+ * terminal would hold a pool thread that libuv joins at exit. The thread
+ * reads only once poll() says fd 0 is readable, and polls a pipe of its own
+ * too, which inreader_close writes to: so it is never stuck in a read when
+ * it must stop, and needs no pthread_cancel (whose unwinding leaves
+ * AddressSanitizer's marks on the thread's stack behind). */
 #include "cli/inreader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +30,7 @@ struct inreader {
   inreader_cb on_chunk;
   void *ud;
   int fd;
+  int wake[2]; /* inreader_close writes to wake[1] */
   pthread_t thread;
   int joined;
 
@@ -42,12 +46,26 @@ struct inreader {
   char buf[CHUNK];
 };
 
+/* Waits until fd can be read without blocking, or the loop wants us to
+ * stop (1). */
+static int wait_readable(struct inreader *r)
+{
+  for (;;) {
+    struct pollfd p[2] = {{r->fd, POLLIN, 0}, {r->wake[0], POLLIN, 0}};
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 || p[1].revents)
+      return 1;
+    if (p[0].revents)
+      return 0;
+  }
+}
+
 static void *reader_main(void *arg)
 {
   struct inreader *r = arg;
-  int old;
 
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
   pthread_mutex_lock(&r->mu);
   for (;;) {
     while (!r->want && !r->quit)
@@ -57,25 +75,22 @@ static void *reader_main(void *arg)
     r->want = 0;
     pthread_mutex_unlock(&r->mu);
 
-    ssize_t n;
-    int err = 0;
+    ssize_t n = 0;
+    int err = 0, stop = 0;
     for (;;) {
-      /* Cancellation only here, where the thread holds nothing. */
-      pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+      if ((stop = wait_readable(r)))
+        break;
       n = read(r->fd, r->buf, sizeof(r->buf));
       err = errno;
-      if (n < 0 && err == EAGAIN) {
-        /* O_NONBLOCK set by someone sharing the description. */
-        struct pollfd p = {r->fd, POLLIN, 0};
-        poll(&p, 1, -1);
-      }
-      pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+      /* EAGAIN: another reader of a shared description took it first. */
       if (n < 0 && (err == EINTR || err == EAGAIN))
         continue;
       break;
     }
 
     pthread_mutex_lock(&r->mu);
+    if (stop)
+      break;
     r->len = n < 0 ? 0 : n;
     r->err = n < 0 ? -err : 0;
     r->ready = 1;
@@ -104,6 +119,8 @@ static void on_async(uv_async_t *a)
 static void on_closed(uv_handle_t *h)
 {
   struct inreader *r = h->data;
+  close(r->wake[0]);
+  close(r->wake[1]);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
   free(r);
@@ -120,9 +137,16 @@ int inreader_new(uv_loop_t *loop, int fd, inreader_cb on_chunk, void *ud, struct
   r->on_chunk = on_chunk;
   r->ud = ud;
   r->want = 1;
+  if (pipe2(r->wake, O_CLOEXEC) < 0) {
+    rc = -errno;
+    free(r);
+    return rc;
+  }
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   if ((rc = uv_async_init(loop, &r->async, on_async)) < 0) {
+    close(r->wake[0]);
+    close(r->wake[1]);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -160,11 +184,12 @@ void inreader_close(struct inreader *r)
   r->closed = 1;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
-  /* A read blocked on a terminal nobody types into would never return:
-   * cancel it (read and poll are cancellation points; elsewhere the thread
-   * has cancellation disabled and sees quit). */
   if (!r->joined) {
-    pthread_cancel(r->thread);
+    /* Wakes a poll that waits on fd 0 (a terminal nobody types into). */
+    ssize_t w;
+    do
+      w = write(r->wake[1], "x", 1);
+    while (w < 0 && errno == EINTR);
     pthread_join(r->thread, NULL);
     r->joined = 1;
   }

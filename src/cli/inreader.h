@@ -24,9 +24,8 @@ typedef void (*inreader_cb)(struct inreader *r, const char *data, size_t len, in
 int inreader_new(uv_loop_t *loop, int fd, inreader_cb on_chunk, void *ud, struct inreader **out);
 /* The chunk was used: read the next. */
 void inreader_more(struct inreader *r);
-/* Stops the thread (a read blocked on a terminal or a silent pipe is
- * cancelled), then frees r once the loop ran its handle's close. No
- * on_chunk after this. */
+/* Stops the thread (also one waiting on a terminal or a silent pipe), then
+ * frees r once the loop ran its handle's close. No on_chunk after this. */
 void inreader_close(struct inreader *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/jsonstr.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "cli/cli.h"
@@ -26,6 +27,7 @@
 struct submit_opts {
   struct client_opts client;
   char *file;
+  int json;
   struct jobopts job;
 };
 
@@ -33,6 +35,9 @@ static const struct cfg_opt submit_table[] = {
     CLIENT_OPTS(struct submit_opts),
     {"file", 'f', CFG_STRING, offsetof(struct submit_opts, file), NULL, NULL, 0, 0, "FILE",
      "job documents (docs/job-spec.md): one, a JSON array, or JSON Lines; - reads stdin"},
+    {"json", 0, CFG_BOOL, offsetof(struct submit_opts, json), NULL, NULL, 0, 0, NULL,
+     "print, once all are sent, a JSON array with one {\"id\", \"deduplicated\", \"error\"} "
+     "per job, in order"},
     JOBOPTS_TABLE(struct submit_opts, job, "1h"),
 };
 
@@ -59,6 +64,7 @@ struct sub {
   char *id;  /* the id the coordinator gave back */
   char *err; /* why it was refused */
   int done;
+  int dedup; /* the id is an earlier job's (idempotency key) */
 };
 
 struct submitter {
@@ -70,6 +76,7 @@ struct submitter {
   char *unreachable_msg;
   const char *origin;
   int numbered; /* name documents by number in messages */
+  int json;     /* print the array at the end, not ids as they come */
 };
 
 /* ---- reading documents ---- */
@@ -274,7 +281,8 @@ static void print_ready(struct submitter *s)
   while (s->printed < s->n && s->v[s->printed].done) {
     struct sub *x = &s->v[s->printed++];
     if (x->id) {
-      puts(x->id);
+      if (!s->json)
+        puts(x->id);
     } else if (x->err && *x->err && !s->unreachable) {
       fflush(stdout);
       fprintf(stderr, "%s\n", x->err);
@@ -287,8 +295,10 @@ static void submit_message(rpc_call *call, struct rpc_msg *m, void *ud)
   struct submitter *s = ud;
   struct sub *x = &s->v[(size_t)(uintptr_t)rpc_call_data(call)];
   Drover__V1__SubmitResponse *r = (Drover__V1__SubmitResponse *)m->msg;
-  if (!x->id && r && r->job && r->job->spec && r->job->spec->id && *r->job->spec->id)
+  if (!x->id && r && r->job && r->job->spec && r->job->spec->id && *r->job->spec->id) {
     x->id = xstrdup(r->job->spec->id);
+    x->dedup = r->deduplicated;
+  }
 }
 
 static void submit_done(rpc_call *call, const struct rpc_status *st, void *ud)
@@ -346,6 +356,16 @@ static void start_more(struct submitter *s)
     }
     rpc_call_set_data(call, (void *)(uintptr_t)i);
   }
+}
+
+/* A refusal for --json: the message without its "error: ". */
+static json_t *err_json(const char *err)
+{
+  if (!err || !*err)
+    return json_null();
+  if (!strncmp(err, "error: ", 7))
+    err += 7;
+  return jsonstr_new(err);
 }
 
 int cli_job_submit(int argc, char **argv)
@@ -418,9 +438,18 @@ int cli_job_submit(int argc, char **argv)
   if (client_begin(&cl, o.client.addr) < 0)
     goto out;
   s.cl = &cl;
+  s.json = o.json;
   start_more(&s);
   while (s.done < s.n)
     uv_run(cl.loop, UV_RUN_ONCE);
+  if (o.json) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < s.n; i++)
+      json_array_append_new(
+          a, json_pack("{s:o,s:b,s:o}", "id", s.v[i].id ? json_string(s.v[i].id) : json_null(),
+                       "deduplicated", s.v[i].dedup, "error", err_json(s.v[i].err)));
+    cli_print_json(a);
+  }
   fflush(stdout);
   if (s.unreachable)
     fprintf(stderr, "%s\n", s.unreachable_msg);

@@ -725,3 +725,50 @@ def test_cli_job_without_subcommand_is_usage(drover):
     assert r.returncode == 2 and "usage: drover job <subcommand>" in r.stderr
     r = subprocess.run([drover, "job", "frob"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "unknown subcommand 'drover job frob'" in r.stderr
+
+
+def test_cli_job_submit_json(cluster, srv, tmp_path):
+    first = submit(cluster, srv, "--idempotency-key", "k9", "--", "x")
+    f = tmp_path / "jobs.jsonl"
+    f.write_text('{"command": "a", "idempotency_key": "k9"}\n{"id": "%s", "command": "b"}\n'
+                 '{"command": "c"}\n' % first)
+    r = cluster.cli(srv.addr, "job", "submit", "-f", str(f), "--json")
+    assert r.returncode == 1
+    d = json.loads(r.stdout)
+    assert d[0] == {"id": first, "deduplicated": True, "error": None}
+    assert d[1]["id"] is None and "already exists" in d[1]["error"]
+    assert d[2]["id"] and d[2]["deduplicated"] is False and d[2]["error"] is None
+
+
+def test_cli_job_run_i_ends_with_the_job_while_stdin_stays_open(cluster, srv, pb):
+    a = agent(cluster, srv, pb)
+    p = bg(cluster, srv, "job", "run", "-i", "--", "head -n 1", stdin=subprocess.PIPE)
+    run = a.recv("run_job")
+    p.proc.stdin.write(b"first\n")
+    p.proc.stdin.flush()
+    m = a.recv("stdin")
+    while not m.data:
+        m = a.recv("stdin")
+    assert m.data == b"first\n" and not m.eof
+    a.send(stdin_ack=pb.agent.StdinAck(job_id=m.job_id, attempt=1, bytes=6))
+    # The job ends; drover's stdin is still open, its reader blocked in read().
+    play(pb, a, run=run, batches=[[entry(pb, "first")]])
+    rc, out, err = outcome(p)
+    assert rc == 0 and out == b"first\n" and err == ""
+    p.proc.stdin.close()
+
+
+def test_cli_job_run_coordinator_gone_mid_job(cluster, srv, pb):
+    a = agent(cluster, srv, pb)
+    p = bg(cluster, srv, "job", "run", "--", "x", expect=125)
+    run = a.recv("run_job")
+    jid = run.job.spec.id
+    a.send(job_started=pb.agent.JobStarted(job_id=jid, attempt=1, pid=1))
+    a.send(log_batch=pb.agent.LogBatch(job_id=jid, attempt=1, seq=1, entries=[entry(pb, "hi")]))
+    wait_for(lambda: p.outpath.read_bytes() == b"hi\n", what="the first line")
+    srv.kill9()
+    rc, out, err = outcome(p)
+    assert rc == 125 and out == b"hi\n"
+    assert err.startswith(f"error: job '{jid}': lost the connection to the coordinator at "
+                          f"'{srv.addr}'")
+    assert err.endswith(f"drover: the job may still run: 'drover job status {jid}' tells\n")

@@ -18,11 +18,15 @@ struct logview {
   struct outwriter *w;
   struct logview_opts o;
   char id[129];
-  rpc_call *call;        /* the Logs call, NULL once over */
-  rpc_call *events;      /* an Events call for the reason of a new attempt */
-  pb_LogsResponse *held; /* a message of a new attempt, waiting for its reason */
+  rpc_call *call;   /* the Logs call, NULL once over */
+  rpc_call *events; /* an Events call for the reason of a new attempt */
+  /* Messages not printed yet, in order: the first is of a new attempt
+   * whose reason is being fetched (events), the rest arrived meanwhile. */
+  pb_LogsResponse **queue;
+  size_t qhead, qlen, qcap;
+  int told_attempt;      /* the Events reply announced the first's attempt */
   pb_LogsResponse *last; /* the message that carried the ended job */
-  int paused;            /* reading is paused (writer full or a message held) */
+  int paused;            /* reading is paused (writer full or messages queued) */
   int full;              /* the writer is above high water */
   int ended;             /* the call ended; its status below */
   int end_code;
@@ -138,7 +142,7 @@ void logview_print_end(struct logview *v, const pb_Job *job)
 
 static void update_pause(struct logview *v)
 {
-  int want = v->full || v->held;
+  int want = v->full || v->qlen > 0;
   if (!v->call || want == v->paused)
     return;
   v->paused = want;
@@ -150,7 +154,7 @@ static void update_pause(struct logview *v)
 
 static void maybe_end(struct logview *v)
 {
-  if (!v->ended || v->held || v->told)
+  if (!v->ended || v->qlen || v->events || v->told)
     return;
   v->told = 1;
   struct rpc_status st = {v->end_code, v->end_msg};
@@ -207,18 +211,18 @@ static void announce(struct logview *v, uint32_t attempt, const Drover__V1__Even
     note(v, ts, "attempt %u (%s)", attempt, why);
 }
 
+static void pump(struct logview *v);
+
 static void events_message(rpc_call *call, struct rpc_msg *m, void *ud)
 {
   struct logview *v = ud;
   (void)call;
-  if (v->dead || !v->held)
+  if (v->dead || !v->qlen || v->told_attempt)
     return;
-  uint32_t attempt = attempt_of(v->held);
+  uint32_t attempt = attempt_of(v->queue[v->qhead]);
   announce(v, attempt, (const Drover__V1__EventsResponse *)m->msg);
   v->o.announced = attempt;
-  pb_LogsResponse *h = v->held;
-  v->held = NULL;
-  handle(v, h);
+  v->told_attempt = 1;
 }
 
 /* After logview_free, the calls it cancelled end here: the last frees. */
@@ -238,17 +242,43 @@ static void events_done(rpc_call *call, const struct rpc_status *st, void *ud)
   v->events = NULL;
   if (reap(v))
     return;
-  if (v->held) { /* no reply: announce without the reason */
+  if (v->qlen && !v->told_attempt) { /* no reply: announce without the reason */
     log_debug("cannot read the job's events", "job=%s code=%s", v->id, rpc_code_name(st->code));
-    uint32_t attempt = attempt_of(v->held);
+    uint32_t attempt = attempt_of(v->queue[v->qhead]);
     announce(v, attempt, NULL);
     v->o.announced = attempt;
-    pb_LogsResponse *h = v->held;
-    v->held = NULL;
-    handle(v, h);
   }
+  pump(v);
   update_pause(v);
   maybe_end(v);
+}
+
+/* Prints the queued messages in order; stops at one of an attempt not yet
+ * announced, and fetches the reason for it (Events) first. */
+static void pump(struct logview *v)
+{
+  static const struct rpc_handlers h = {.on_message = events_message, .on_done = events_done};
+  while (v->qlen && !v->events) {
+    pb_LogsResponse *m = v->queue[v->qhead];
+    uint32_t attempt = attempt_of(m);
+    if (!v->o.announced && attempt)
+      v->o.announced = attempt; /* the first one seen: nothing to tell */
+    if (attempt > v->o.announced) {
+      Drover__V1__EventsRequest req = DROVER__V1__EVENTS_REQUEST__INIT;
+      req.id = v->id;
+      v->told_attempt = 0;
+      if (client_start(v->cl, CLIENT_JOBS "Events", &drover__v1__events_response__descriptor,
+                       &req.base, &h, v, &v->events) == 0)
+        return; /* events_done pumps again */
+      announce(v, attempt, NULL);
+      v->o.announced = attempt;
+    }
+    v->qhead++;
+    v->qlen--;
+    handle(v, m);
+  }
+  if (!v->qlen)
+    v->qhead = 0;
 }
 
 static void logs_message(rpc_call *call, struct rpc_msg *rm, void *ud)
@@ -260,24 +290,17 @@ static void logs_message(rpc_call *call, struct rpc_msg *rm, void *ud)
   pb_LogsResponse *m = (pb_LogsResponse *)rpc_msg_take(rm);
   if (!m)
     return;
-  uint32_t attempt = attempt_of(m);
-  if (!v->o.announced && attempt)
-    v->o.announced = attempt; /* the first one seen: nothing to tell */
-  if (attempt > v->o.announced && !v->held) {
-    static const struct rpc_handlers h = {.on_message = events_message, .on_done = events_done};
-    Drover__V1__EventsRequest req = DROVER__V1__EVENTS_REQUEST__INIT;
-    req.id = v->id;
-    v->held = m;
-    if (client_start(v->cl, CLIENT_JOBS "Events", &drover__v1__events_response__descriptor,
-                     &req.base, &h, v, &v->events) < 0) {
-      v->held = NULL;
-      announce(v, attempt, NULL);
-      v->o.announced = attempt;
-      handle(v, m);
+  if (v->qhead + v->qlen == v->qcap) {
+    if (v->qhead) { /* room at the front: move down */
+      memmove(v->queue, v->queue + v->qhead, v->qlen * sizeof(*v->queue));
+      v->qhead = 0;
+    } else {
+      v->qcap = v->qcap ? v->qcap * 2 : 8;
+      v->queue = xrealloc(v->queue, v->qcap * sizeof(*v->queue));
     }
-  } else {
-    handle(v, m);
   }
+  v->queue[v->qhead + v->qlen++] = m;
+  pump(v);
   update_pause(v);
 }
 
@@ -346,11 +369,14 @@ void logview_free(struct logview *v)
   if (v->call)
     rpc_call_cancel(v->call);
   v->freeing = 0;
-  if (v->held)
-    protobuf_c_message_free_unpacked(&v->held->base, NULL);
+  for (size_t i = 0; i < v->qlen; i++)
+    protobuf_c_message_free_unpacked(&v->queue[v->qhead + i]->base, NULL);
+  free(v->queue);
+  v->queue = NULL;
+  v->qlen = 0;
   if (v->last)
     protobuf_c_message_free_unpacked(&v->last->base, NULL);
-  v->held = v->last = NULL;
+  v->last = NULL;
   free(v->end_msg);
   v->end_msg = NULL;
   /* A cancelled call's on_done may come later, from the loop: it frees. */

@@ -21,6 +21,9 @@ struct cli_cmd {
 int cli_run(int argc, char **argv);
 int cli_agent(int argc, char **argv);
 int cli_server(int argc, char **argv);
+int cli_job(int argc, char **argv);
+int cli_node(int argc, char **argv);
+int cli_token(int argc, char **argv);
 
 /* 1 when addr ("HOST:PORT", "unix:PATH") is loopback or a unix socket: the
  * only places where plain h2c without authentication is acceptable. */

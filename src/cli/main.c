@@ -13,6 +13,10 @@ static const struct cli_cmd commands[] = {
     {"run", cli_run, "run one command here as a job, output live, its exit code"},
     {"agent", cli_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
     {"server", cli_server, "run the coordinator: agents connect, the CLI submits jobs"},
+    {"job", cli_job,
+     "jobs on a coordinator: run, submit, status, wait, logs, cancel, list, events"},
+    {"node", cli_node, "the nodes of a coordinator: list, drain"},
+    {"token", cli_token, "make a registration token for agents (token create)"},
     {"version", NULL, "print the version"},
 };
 

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "cli/jobopts.h"
 #include "cli/outwriter.h"
 #include "exec/exec.h"
 #include "exec/lines.h"
@@ -50,13 +51,8 @@
 
 struct run_opts {
   struct cfg_common common;
-  uint64_t timeout_ms;
-  struct cfg_list env;
-  char *workdir;
+  struct jobopts job; /* the fragment shared with drover job run|submit */
   int json;
-  int exec;
-  int shell;
-  uint64_t kill_grace_ms;
 };
 
 /* The common options by hand rather than CFG_COMMON_OPTS: same keys, but
@@ -67,20 +63,9 @@ static const struct cfg_opt run_opts_table[] = {
      "debug|info|warn|error", 0, 0, "LEVEL", "least severe message to log (debug shows \"$ cmd\")"},
     {"log-format", 0, CFG_ENUM, offsetof(struct run_opts, common.log_format), "text", "text|json",
      0, 0, "FORMAT", "log as text or one JSON object per line"},
-    {"timeout", 0, CFG_DURATION, offsetof(struct run_opts, timeout_ms), "0", NULL, 0, 0, "D",
-     "stop the job after D and exit 124 (0: no limit; below 1ms counts as 1ms)"},
-    {"env", 'e', CFG_LIST, offsetof(struct run_opts, env), NULL, NULL, 0, 0, "K=V",
-     "set a variable in the job's environment"},
-    {"workdir", 'C', CFG_STRING, offsetof(struct run_opts, workdir), NULL, NULL, 0, 0, "DIR",
-     "run the job in DIR"},
     {"json", 0, CFG_BOOL, offsetof(struct run_opts, json), NULL, NULL, 0, 0, NULL,
      "print the result document as the last line of stdout"},
-    {"exec", 0, CFG_BOOL, offsetof(struct run_opts, exec), NULL, NULL, 0, 0, NULL,
-     "run the words as a program and its arguments, even a single word"},
-    {"shell", 0, CFG_BOOL, offsetof(struct run_opts, shell), NULL, NULL, 0, 0, NULL,
-     "run the words as a bash command line, several joined by spaces"},
-    {"kill-grace", 0, CFG_DURATION, offsetof(struct run_opts, kill_grace_ms), "10s", NULL, 0, 0,
-     "D", "on timeout or a stop signal, time from SIGTERM to SIGKILL"},
+    JOBOPTS_TABLE(struct run_opts, job, "0"),
 };
 #define NOPTS ARRAY_SIZE(run_opts_table)
 
@@ -365,36 +350,6 @@ static int start_signals(struct run_ctx *ctx)
   return 0;
 }
 
-/* Fills j from the options and the command words. Returns 0, or -1 with a
- * message printed. */
-static int build_job(struct job *j, const struct run_opts *o, int argc, char **argv)
-{
-  for (size_t i = 0; i < o->env.n; i++) {
-    const char *kv = o->env.items[i];
-    const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv) {
-      fprintf(stderr, "error: --env \"%s\": must be NAME=VALUE, like --env DEBUG=1\n", kv);
-      return -1;
-    }
-  }
-  job_init(j);
-  j->timeout_ms = o->timeout_ms;
-  j->kill_grace_ms = o->kill_grace_ms;
-  if (o->workdir)
-    j->workdir = xstrdup(o->workdir);
-  if (o->env.n) {
-    j->env = xcalloc(o->env.n, sizeof(*j->env));
-    for (size_t i = 0; i < o->env.n; i++) {
-      const char *kv = o->env.items[i], *eq = strchr(kv, '=');
-      j->env[i].key = xstrndup(kv, (size_t)(eq - kv));
-      j->env[i].value = xstrdup(eq + 1);
-    }
-    j->nenv = o->env.n;
-  }
-  job_set_command(j, argc, argv, o->exec ? JOB_CMD_EXEC : o->shell ? JOB_CMD_SHELL : JOB_CMD_AUTO);
-  return 0;
-}
-
 int cli_run(int argc, char **argv)
 {
   struct run_opts o;
@@ -415,16 +370,23 @@ int cli_run(int argc, char **argv)
                     "no command given: drover run [options] -- CMD [ARGS...]");
     goto out;
   }
-  if (o.exec && o.shell) {
+  if (o.job.exec && o.job.shell) {
     cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS,
                     "--exec and --shell contradict each other: give one of them");
+    goto out;
+  }
+  char err[512];
+  if (jobopts_check_local(run_opts_table, NOPTS, &res, err, sizeof(err)) < 0) {
+    cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS, "%s", err);
     goto out;
   }
   cfg_common_apply(&o.common);
 
   struct job j;
-  if (build_job(&j, &o, argc - res.argi, argv + res.argi) < 0)
+  if (jobopts_job(&o.job, argc - res.argi, argv + res.argi, &j, err, sizeof(err)) < 0) {
+    fprintf(stderr, "error: %s\n", err);
     goto out;
+  }
 
   /* EPIPE on our stdout is handled (the job is stopped); without this the
    * signal would kill drover and leave the job running on its own. */

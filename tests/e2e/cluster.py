@@ -268,8 +268,9 @@ def generate_stubs(out):
     args = ["protoc", f"-I{ROOT / 'proto'}", f"-I{inc}", f"--python_out={out}",
             f"--grpc_python_out={out}", "drover/v1/jobs.proto", "drover/v1/agent.proto"]
     assert protoc.main(args) == 0, "protoc failed on proto/drover/v1"
-    # No __init__.py: `drover` stays a namespace package, so the rpc suite's
-    # drover.test.v1 stubs (another folder) import beside these.
+    # drover/ stays a namespace package (no __init__.py), as in the Echo stubs
+    # of tests/e2e/rpc: both then import in one pytest session.
+    (out / "drover" / "v1" / "__init__.py").touch()
     return out
 
 

@@ -1,0 +1,147 @@
+/* jobopts.c - the job options shared by drover run and drover job
+ * run|submit (see jobopts.h). */
+#include "cli/jobopts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "job/cmdline.h"
+#include "job/job_pb.h"
+
+static const char *const coordinator_only[] = {
+    "priority", "label", "constraint", "require", "max-attempts", "idempotency-key",
+};
+
+int jobopts_check_local(const struct cfg_opt *opts, size_t n, const struct cfg_result *res,
+                        char *err, size_t errlen)
+{
+  for (size_t i = 0; i < n && i < CFG_MAX_TRACKED; i++) {
+    if (res->source[i] != CFG_SRC_FLAG)
+      continue;
+    for (size_t k = 0; k < ARRAY_SIZE(coordinator_only); k++)
+      if (!strcmp(opts[i].key, coordinator_only[k])) {
+        snprintf(err, errlen,
+                 "--%s means something only to a coordinator: 'drover run' runs the job here; "
+                 "use 'drover job run' to send it to one",
+                 opts[i].key);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+/* "K=V" with a non-empty K. */
+static int split_kv(const char *kv, const char **eq)
+{
+  *eq = strchr(kv, '=');
+  return *eq && *eq != kv ? 0 : -1;
+}
+
+int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, char *err,
+                size_t errlen)
+{
+  const char *eq;
+  memset(j, 0, sizeof(*j));
+  if (o->exec && o->shell) {
+    snprintf(err, errlen, "--exec and --shell contradict each other: give one of them");
+    return -1;
+  }
+  if (argc < 1) {
+    snprintf(err, errlen, "no command given: put it after \"--\", as in -- CMD [ARGS...]");
+    return -1;
+  }
+  for (size_t i = 0; i < o->env.n; i++)
+    if (split_kv(o->env.items[i], &eq) < 0) {
+      snprintf(err, errlen, "--env \"%s\": must be NAME=VALUE, like --env DEBUG=1",
+               o->env.items[i]);
+      return -1;
+    }
+  job_init(j);
+  j->timeout_ms = o->timeout_ms;
+  j->kill_grace_ms = o->kill_grace_ms;
+  if (o->workdir)
+    j->workdir = xstrdup(o->workdir);
+  if (o->name && *o->name)
+    j->name = xstrdup(o->name);
+  j->priority = (int)o->priority;
+  if (o->idempotency_key && *o->idempotency_key)
+    j->idempotency_key = xstrdup(o->idempotency_key);
+  if (o->env.n) {
+    j->env = xcalloc(o->env.n, sizeof(*j->env));
+    for (size_t i = 0; i < o->env.n; i++) {
+      split_kv(o->env.items[i], &eq);
+      j->env[i].key = xstrndup(o->env.items[i], (size_t)(eq - o->env.items[i]));
+      j->env[i].value = xstrdup(eq + 1);
+    }
+    j->nenv = o->env.n;
+  }
+  if (o->labels.n) {
+    for (size_t i = 0; i < o->labels.n; i++)
+      if (split_kv(o->labels.items[i], &eq) < 0) {
+        snprintf(err, errlen, "--label \"%s\": must be KEY=VALUE, like --label team=ops",
+                 o->labels.items[i]);
+        job_release(j);
+        memset(j, 0, sizeof(*j));
+        return -1;
+      }
+    j->labels = xcalloc(o->labels.n, sizeof(*j->labels));
+    for (size_t i = 0; i < o->labels.n; i++) {
+      split_kv(o->labels.items[i], &eq);
+      j->labels[i].key = xstrndup(o->labels.items[i], (size_t)(eq - o->labels.items[i]));
+      j->labels[i].value = xstrdup(eq + 1);
+    }
+    j->nlabels = o->labels.n;
+  }
+  job_set_command(j, argc, argv, o->exec ? JOB_CMD_EXEC : o->shell ? JOB_CMD_SHELL : JOB_CMD_AUTO);
+  return 0;
+}
+
+int jobopts_spec_extra(const struct jobopts *o, pb_JobSpec *spec, char *err, size_t errlen)
+{
+  const char *eq;
+  for (size_t i = 0; i < o->constraints.n; i++)
+    if (split_kv(o->constraints.items[i], &eq) < 0) {
+      snprintf(err, errlen,
+               "--constraint \"%s\": must be KEY=VALUE, a label the node must have, like "
+               "--constraint gpu=yes",
+               o->constraints.items[i]);
+      return -1;
+    }
+  for (size_t i = 0; i < o->require.n; i++)
+    if (!*o->require.items[i]) {
+      snprintf(err, errlen, "--require \"\": must name a capability, like --require cgroup.v2");
+      return -1;
+    }
+  if (o->constraints.n) {
+    spec->constraints = xcalloc(o->constraints.n, sizeof(*spec->constraints));
+    for (size_t i = 0; i < o->constraints.n; i++) {
+      Drover__V1__JobSpec__ConstraintsEntry *e = xmalloc(sizeof(*e));
+      drover__v1__job_spec__constraints_entry__init(e);
+      split_kv(o->constraints.items[i], &eq);
+      e->key = xstrndup(o->constraints.items[i], (size_t)(eq - o->constraints.items[i]));
+      e->value = xstrdup(eq + 1);
+      spec->constraints[i] = e;
+    }
+    spec->n_constraints = o->constraints.n;
+  }
+  if (o->require.n) {
+    spec->capabilities = xcalloc(o->require.n, sizeof(char *));
+    for (size_t i = 0; i < o->require.n; i++)
+      spec->capabilities[i] = xstrdup(o->require.items[i]);
+    spec->n_capabilities = o->require.n;
+  }
+  spec->max_attempts = (uint32_t)(o->max_attempts > 0 ? o->max_attempts : 1);
+  return 0;
+}
+
+pb_JobSpec *jobopts_spec(const struct jobopts *o, const struct job *j, char *err, size_t errlen)
+{
+  pb_JobSpec *spec = job_to_pb(j);
+  if (jobopts_spec_extra(o, spec, err, errlen) < 0) {
+    protobuf_c_message_free_unpacked(&spec->base, NULL);
+    return NULL;
+  }
+  return spec;
+}

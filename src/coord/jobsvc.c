@@ -460,6 +460,20 @@ static void logs_pump(struct req *r)
   }
   /* The end of the file: over unless the job may still write. */
   struct cjob *j = r->job;
+  if (r->follow && j && j->state == JS_QUEUED && j->attempt >= r->attempt) {
+    /* Requeued: the next attempt's output follows; say so now, so that the
+     * reader can tell why it waits (its reason is in the job's events). */
+    pb_LogsResponse next = DROVER__V1__LOGS_RESPONSE__INIT;
+    next.job_id = j->id;
+    next.attempt = j->attempt + 1;
+    r->attempt = next.attempt;
+    int s = rpc_call_send(r->call, &next.base);
+    if (s < 0)
+      return;
+    if (s == 1)
+      r->blocked = 1;
+    return;
+  }
   if (!r->follow) {
     logs_end(r, NULL);
   } else if (j && job_state_terminal(j->state) && j->end_committed) {

@@ -74,7 +74,7 @@ floor_marginal=$(val memory echo_kib_per_conn_stream_marginal)
 printf 'coordinator benchmarks: %s CPUs, load average %s / %s at the start of each part, data on %s\n' \
   "$(val memory cpus)" "$(val memory loadavg_1m)" "$(val dispatch loadavg_1m)" "$fs"
 echo
-echo "A. memory: $AGENTS simulated agents connected (one HTTP/2 connection and Connect stream each), $(val memory heartbeats_min) heartbeats each (every $(val memory heartbeat_interval_ms) ms)"
+echo "A. memory: $AGENTS simulated agents connected (one HTTP/2 connection and Connect stream each), heartbeats each: $(val memory heartbeats_min) (every $(val memory heartbeat_interval_ms) ms)"
 printf '  %-56s %9s KiB\n' "drover server VmRSS, idle" "$(val memory coord_idle_rss_kb)"
 printf '  %-56s %9s KiB\n' "  after one API call (TokenService.Create)" "$(val memory coord_token_rss_kb)"
 printf '  %-56s %9s KiB\n' "  with half the agents" "$(val memory coord_half_rss_kb)"
@@ -94,9 +94,12 @@ printf '  %-56s %9s jobs/s   (goal >= 5000)\n' "first Submit to the last job's e
 printf '  %-56s %9s s\n' "elapsed" "$(val dispatch dispatch_seconds)"
 printf '  %-56s %9s ms / %s ms\n' "job latency p50 / p99 (Submit sent to Wait reply)" \
   "$(val dispatch job_latency_p50_ms)" "$(val dispatch job_latency_p99_ms)"
-printf '  %-56s %9s us/job (loop thread %s us, busy %s of the run)\n' "coordinator CPU" \
-  "$(val dispatch coord_cpu_us_per_job)" "$(val dispatch coord_loop_us_per_job)" \
-  "$(val dispatch coord_loop_busy)"
+printf '  %-56s %9s us/job (loop thread %s us)\n' "coordinator CPU" \
+  "$(val dispatch coord_cpu_us_per_job)" "$(val dispatch coord_loop_us_per_job)"
+printf '  %-56s %9s / %s of the run\n' "loop thread on a CPU / runnable, waiting for one" \
+  "$(val dispatch coord_loop_on_cpu)" "$(val dispatch coord_loop_waiting_for_cpu)"
+printf '  %-56s %9s jobs/s (derived: 1 s / loop us per job)\n' "loop thread ceiling on a free CPU" \
+  "$(awk -v u="$(val dispatch coord_loop_us_per_job)" 'BEGIN { if (u > 0) printf "%.0f", 1e6 / u; else print "-" }')"
 printf '  %-56s %9s us/job\n' "simulator CPU (agents and client, same machine)" \
   "$(val dispatch sim_cpu_us_per_job)"
 printf '  %-56s %9s unary calls/s   ratio %s\n' "floor: drover-rpc-echo unary, same count, one conn" \
@@ -104,9 +107,9 @@ printf '  %-56s %9s unary calls/s   ratio %s\n' "floor: drover-rpc-echo unary, s
 printf '  %-56s %9s jobs/s   ratio %s\n' "floor: store group commit (bench_store, 4 changes/job)" \
   "$store_rate" "$(ratio "$rate" "$store_rate")"
 printf '  %-56s %9s jobs/s\n' "store, a transaction per change (bench_store)" "$store_base"
-printf '  %-56s %s succeeded of %s, %s with a wrong event trail of %s checked\n' "stored afterwards (List, Events)" \
+printf '  %-56s %9s of %s succeeded; %s of %s event trails checked are wrong\n' "stored afterwards (List, Events)" \
   "$(val dispatch verify_succeeded)" "$JOBS" "$(val dispatch verify_events_bad)" \
   "$(val dispatch verify_events_checked)"
-printf '  %-56s exit %s (memory) and %s (dispatch) after SIGTERM\n' "drover server" \
+printf '  %-56s %9s / %s (memory / dispatch)\n' "drover server exit status after SIGTERM" \
   "$(val memory coord_exit)" "$(val dispatch coord_exit)"
 keep=0

@@ -649,6 +649,8 @@ static int run_dispatch(uv_loop_t *loop, const struct opts *o)
   pid_t perf = o->perf ? perf_start(o, coord.pid) : 0;
   long c_cpu0 = sim_proc_cpu_ms(coord.pid), c_loop0 = sim_proc_main_cpu_ms(coord.pid);
   long s_cpu0 = sim_proc_cpu_ms(getpid());
+  int64_t run0 = 0, wait0 = 0, run1 = 0, wait1 = 0;
+  sim_proc_main_sched(coord.pid, &run0, &wait0);
   struct sim_jobs_opts jo = {
       .target = coord.addr,
       .jobs = o->jobs,
@@ -660,6 +662,7 @@ static int run_dispatch(uv_loop_t *loop, const struct opts *o)
   int rc = sim_jobs_run(loop, &jo, agents, &r);
   long c_cpu1 = sim_proc_cpu_ms(coord.pid), c_loop1 = sim_proc_main_cpu_ms(coord.pid);
   long s_cpu1 = sim_proc_cpu_ms(getpid());
+  sim_proc_main_sched(coord.pid, &run1, &wait1);
   perf_stop(perf);
   if (rc < 0) {
     fprintf(stderr, "bench_sim: dispatch: %s\n", r.first_error[0] ? r.first_error : "failed");
@@ -689,6 +692,12 @@ static int run_dispatch(uv_loop_t *loop, const struct opts *o)
          (double)(c_loop1 - c_loop0) * 1e3 / jobs,
          r.seconds > 0 ? (double)(c_loop1 - c_loop0) / 1e3 / r.seconds : 0, s_cpu1 - s_cpu0,
          (double)(s_cpu1 - s_cpu0) * 1e3 / jobs);
+  /* The loop thread's share of the run on a CPU, and waiting for one while
+   * it had work: when the two add up to nearly 1, the loop is the limit
+   * (on a busy machine, partly through no fault of its own). */
+  if (r.seconds > 0)
+    printf("coord_loop_on_cpu=%.2f coord_loop_waiting_for_cpu=%.2f\n",
+           (double)(run1 - run0) / 1e9 / r.seconds, (double)(wait1 - wait0) / 1e9 / r.seconds);
   printf("coord_rss_kb=%ld coord_hwm_kb=%ld\n", sim_proc_status_kb(coord.pid, "VmRSS"),
          sim_proc_status_kb(coord.pid, "VmHWM"));
   printf("agents_runs=%llu agents_dup_runs=%llu agents_cancels=%llu agents_results_acked=%llu "

@@ -58,6 +58,9 @@ long sim_proc_status_kb(pid_t pid, const char *key);
 long sim_proc_cpu_ms(pid_t pid);
 /* The same for its main thread alone (the coordinator's loop thread). */
 long sim_proc_main_cpu_ms(pid_t pid);
+/* The main thread's time on a CPU and waiting for one (runnable, not
+ * running: the machine's other load), in ns, from schedstat. 0 or -1. */
+int sim_proc_main_sched(pid_t pid, int64_t *run_ns, int64_t *wait_ns);
 /* SIGTERM, then waits up to timeout_ms. Returns its exit code, 128 + the
  * signal that ended it, or -1 when it did not end in time (it is then
  * SIGKILLed and reaped). */

@@ -163,6 +163,23 @@ long sim_proc_main_cpu_ms(pid_t pid)
   return stat_cpu_ms(path);
 }
 
+int sim_proc_main_sched(pid_t pid, int64_t *run_ns, int64_t *wait_ns)
+{
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  long long r = 0, w = 0;
+  int n = fscanf(f, "%lld %lld", &r, &w);
+  fclose(f);
+  if (n != 2)
+    return -1;
+  *run_ns = r;
+  *wait_ns = w;
+  return 0;
+}
+
 int sim_proc_stop(struct sim_proc *p, int timeout_ms)
 {
   if (p->pid <= 0)

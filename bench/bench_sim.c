@@ -118,8 +118,10 @@ int sim_unary(uv_loop_t *loop, rpc_client *c, const char *method,
     return -1;
   }
   if (sim_run_until(loop, unary_over, &u, 120000) < 0) {
+    /* on_done follows a cancel: u must outlive it. */
     rpc_call_cancel(call);
-    sim_run_until(loop, unary_over, &u, 10000);
+    while (!u.done)
+      uv_run(loop, UV_RUN_ONCE);
   }
   if (u.code != RPC_OK || !u.reply) {
     fprintf(stderr, "bench_sim: %s: %s: %s\n", what, rpc_code_name(u.code),
@@ -671,7 +673,8 @@ static int run_dispatch(uv_loop_t *loop, const struct opts *o)
   /* Results are acknowledged from the same commit as the Wait replies: let
    * the last Acks arrive before counting what is unacknowledged. */
   struct agents_wait w = {agents, o->agents, 0};
-  sim_run_until(loop, agents_acked, &w, 30000);
+  if (rc == 0)
+    sim_run_until(loop, agents_acked, &w, 30000);
   struct sim_agent_stats st;
   sim_agents_stats(agents, &st);
   double rate = r.seconds > 0 ? (double)r.ended / r.seconds : 0;

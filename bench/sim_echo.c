@@ -74,6 +74,11 @@ static int urate_over(void *ud)
   return u->ok + u->failed >= u->calls;
 }
 
+static int urate_over_all(void *ud)
+{
+  return ((struct urate *)ud)->out == 0;
+}
+
 double sim_echo_unary_rate(uv_loop_t *loop, const char *target, long calls, unsigned in_flight)
 {
   struct urate u = {.calls = calls, .in_flight = in_flight ? in_flight : 1};
@@ -91,6 +96,8 @@ double sim_echo_unary_rate(uv_loop_t *loop, const char *target, long calls, unsi
   int rc = sim_run_until(loop, urate_over, &u, 600000);
   double secs = (double)(mono_us() - t0) / 1e6;
   sim_client_close(u.c);
+  u.calls = u.started; /* after a timeout: wait for the cancelled calls to end */
+  sim_run_until(loop, urate_over_all, &u, 60000);
   free(u.req);
   if (rc < 0 || u.failed) {
     fprintf(stderr, "bench_sim: echo unary: %ld of %ld calls failed (%s)\n", u.failed, calls,

@@ -39,6 +39,7 @@ struct sub {
   char **ids;
   long next;             /* the next job to submit */
   unsigned submits_out;  /* Submit calls outstanding */
+  long calls;            /* calls started and not ended (Submit and Wait) */
   long outstanding;      /* submitted (sent) and not known ended */
   long submitted, ended; /* Submit replies, Wait replies (or result Acks) */
   long not_succeeded, errors;
@@ -83,6 +84,7 @@ static void wait_done(rpc_call *call, const struct rpc_status *st, void *ud)
   struct jcall *jc = ud;
   struct sub *s = jc->s;
   (void)call;
+  s->calls--;
   s->outstanding--;
   if (st->code != RPC_OK) {
     s->errors++;
@@ -106,7 +108,9 @@ static void start_wait(struct sub *s, struct jcall *jc)
       .ud = jc,
   };
   int rc = rpc_call_unary(s->wait_c[jc->idx % s->nwait_c], &o, &w.base, NULL);
-  if (rc < 0) {
+  if (rc == 0) {
+    s->calls++;
+  } else {
     s->outstanding--;
     s->errors++;
     note(s, "cannot start Wait: %s", rpc_strerror(rc));
@@ -129,6 +133,7 @@ static void submit_done(rpc_call *call, const struct rpc_status *st, void *ud)
   struct jcall *jc = ud;
   struct sub *s = jc->s;
   (void)call;
+  s->calls--;
   s->submits_out--;
   if (st->code != RPC_OK || !s->ids[jc->idx]) {
     s->outstanding--;
@@ -177,6 +182,7 @@ static void pump(struct sub *s)
     rpc_call_send_bytes(call, s->req, s->req_len);
     rpc_call_half_close(call);
     s->submits_out++;
+    s->calls++;
     s->outstanding++;
   }
 }
@@ -193,6 +199,11 @@ static int all_done(void *ud)
   pump(s);
   return s->ended + s->errors >= s->o->jobs && s->submits_out == 0 &&
          (!s->o->wait || s->outstanding == 0);
+}
+
+static int calls_over(void *ud)
+{
+  return ((struct sub *)ud)->calls == 0;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -255,6 +266,9 @@ int sim_jobs_run(uv_loop_t *loop, const struct sim_jobs_opts *o, struct sim_agen
   for (unsigned i = 0; i < s.nwait_c; i++)
     if (s.wait_c[i])
       sim_client_close(s.wait_c[i]);
+  /* Calls still open (a run that timed out) end with CANCELLED once their
+   * connection is closed; their handlers use s, which lives here. */
+  sim_run_until(loop, calls_over, &s, 60000);
   for (long i = 0; i < o->jobs; i++)
     free(s.ids[i]);
   free(s.ids);

@@ -59,7 +59,8 @@ static void fail(struct sagent *g, const char *fmt, ...)
   struct sim_agents *a = g->set;
   if (a->st.first_error[0])
     return;
-  int n = snprintf(a->st.first_error, sizeof(a->st.first_error), "agent %u: ", g->idx);
+  int n = snprintf(a->st.first_error, sizeof(a->st.first_error),
+                   "agent sim-%05u: ", a->o.first + g->idx);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(a->st.first_error + n, sizeof(a->st.first_error) - (size_t)n, fmt, ap);

@@ -64,7 +64,7 @@ int sim_proc_start(struct sim_proc *p, const char *name, char *const argv[], con
 
   /* The first line that starts with prefix; a server prints it once it
    * listens, so nothing else is needed to know it is ready. */
-  char buf[1024];
+  char buf[1024] = "";
   size_t len = 0;
   int64_t deadline = mono_us() + (int64_t)timeout_ms * 1000;
   for (;;) {

@@ -81,6 +81,8 @@ printf '  %-56s %9s KiB\n' "  with half the agents" "$(val memory coord_half_rss
 printf '  %-56s %9s KiB\n' "  with all the agents" "$(val memory coord_agents_rss_kb)"
 printf '  %-56s %9s KiB   (goal <= 20)\n' "per agent: (all - idle) / $AGENTS" "$per_agent"
 printf '  %-56s %9s KiB\n' "per agent, marginal: (all - half) / the other half" "$marginal"
+printf '  %-56s %9s KiB\n' "per agent, allocated memory only (RssAnon, all - idle)" \
+  "$(val memory coord_anon_kib_per_agent)"
 printf '  %-56s %9s KiB\n' "floor: drover-rpc-echo, per connection + bidi stream" "$floor_stream"
 printf '  %-56s %9s KiB\n' "floor: the same, marginal" "$floor_marginal"
 printf '  %-56s %9s KiB\n' "floor: drover-rpc-echo, per bare connection, marginal" \

@@ -543,6 +543,7 @@ static int run_memory(uv_loop_t *loop, const struct opts *o)
     return 1;
   }
   long c_idle = sim_proc_status_kb(coord.pid, "VmRSS");
+  long a_idle = sim_proc_status_kb(coord.pid, "RssAnon");
   char token[256];
   struct sim_agents *aa = NULL, *ab = NULL;
   double secs_a = 0, secs_b = 0;
@@ -552,6 +553,7 @@ static int run_memory(uv_loop_t *loop, const struct opts *o)
     goto stop;
   }
   long c_token = sim_proc_status_kb(coord.pid, "VmRSS");
+  long a_token = sim_proc_status_kb(coord.pid, "RssAnon");
   if (connect_agents(loop, o, coord.addr, token, 0, half, &aa, &secs_a) < 0 ||
       await_heartbeats(loop, aa, half, o->heartbeats) < 0) {
     bad = 1;
@@ -564,6 +566,7 @@ static int run_memory(uv_loop_t *loop, const struct opts *o)
     goto stop;
   }
   long c_all = sim_proc_status_kb(coord.pid, "VmRSS");
+  long a_all = sim_proc_status_kb(coord.pid, "RssAnon");
   long self1 = sim_self_rss_kb();
   struct sim_agent_stats st;
   sim_agents_stats(aa, &st);
@@ -575,6 +578,11 @@ static int run_memory(uv_loop_t *loop, const struct opts *o)
   printf("coord_kib_per_agent=%.2f coord_kib_per_agent_marginal=%.2f sim_kib_per_agent=%.2f\n",
          (double)(c_all - c_idle) / o->agents, (double)(c_all - c_half) / rest,
          (double)(self1 - self0) / o->agents);
+  /* VmRSS counts the pages of code and libraries run for the first time
+   * too (RssFile); RssAnon is the memory the process allocated. */
+  printf("coord_idle_anon_kb=%ld coord_token_anon_kb=%ld coord_agents_anon_kb=%ld "
+         "coord_anon_kib_per_agent=%.2f\n",
+         a_idle, a_token, a_all, (double)(a_all - a_idle) / o->agents);
   if (idle_agents_ok(aa) < 0 || idle_agents_ok(ab) < 0)
     bad = 1;
 stop:

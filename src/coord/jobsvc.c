@@ -36,6 +36,7 @@ struct req {
   /* Logs */
   struct logreader *reader;
   uint32_t attempt;
+  uint64_t after_seq; /* of attempt: frames up to it were seen */
   int follow, blocked, ended;
   char id[129];
 };
@@ -449,6 +450,8 @@ static void logs_pump(struct req *r)
       break;
     if (attempt < r->attempt || (!r->follow && attempt != r->attempt))
       continue;
+    if (attempt == r->attempt && seq <= r->after_seq)
+      continue;
     r->attempt = attempt; /* with follow: later attempts as they come */
     int s = rpc_call_send_bytes(r->call, p, len);
     if (s < 0)
@@ -513,6 +516,7 @@ static void logs_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   snprintf(r->id, sizeof(r->id), "%s", id);
   r->follow = lr->follow;
   r->attempt = lr->attempt;
+  r->after_seq = lr->attempt ? lr->after_seq : 0;
   struct cjob *j = cjob_get(c, id);
   if (j) {
     if (!r->attempt)

@@ -452,7 +452,10 @@ static void logs_pump(struct req *r)
       continue;
     if (attempt == r->attempt && seq <= r->after_seq)
       continue;
-    r->attempt = attempt; /* with follow: later attempts as they come */
+    if (attempt != r->attempt) { /* with follow: later attempts as they come */
+      r->attempt = attempt;
+      r->after_seq = 0;
+    }
     int s = rpc_call_send_bytes(r->call, p, len);
     if (s < 0)
       return;
@@ -470,6 +473,7 @@ static void logs_pump(struct req *r)
     next.job_id = j->id;
     next.attempt = j->attempt + 1;
     r->attempt = next.attempt;
+    r->after_seq = 0;
     int s = rpc_call_send(r->call, &next.base);
     if (s < 0)
       return;

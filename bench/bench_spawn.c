@@ -66,8 +66,9 @@ int main(int argc, char **argv)
   double sum = 0;
   for (int i = 0; i < n; i++)
     sum += (double)t[i];
-  printf("runs=%d median_us=%.0f p90_us=%.0f mean_us=%.0f failures=%d\n", n, (double)t[n / 2] / 1e3,
-         (double)t[(n * 9) / 10] / 1e3, sum / n / 1e3, failures);
+  printf("runs=%d median_us=%.0f p90_us=%.0f p95_us=%.0f mean_us=%.0f failures=%d\n", n,
+         (double)t[n / 2] / 1e3, (double)t[(n * 9) / 10] / 1e3, (double)t[(n * 19) / 20] / 1e3,
+         sum / n / 1e3, failures);
   free(t);
   return failures ? 1 : 0;
 }

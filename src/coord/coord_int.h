@@ -37,6 +37,8 @@ struct cjob {
   uint32_t attempt, max_attempts;
   int64_t created_us, updated_us;
   struct cnode *node; /* assigned/running on it; NULL otherwise */
+  char node_id[64];   /* the node of the current (or last) attempt; "" while queued */
+  struct cnode *last_node; /* that node (nodes live as long as the coordinator) */
   char *reason;
   pb_JobResult *result;  /* set in an end state (owned) */
   pb_Progress *progress; /* latest progress of the current attempt (owned) */

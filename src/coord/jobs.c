@@ -63,7 +63,7 @@ static void row_from_job(const struct cjob *j, struct store_job *row, struct sto
   row->created_us = j->created_us;
   row->updated_us = j->updated_us;
   row->name = j->spec->name && *j->spec->name ? j->spec->name : NULL;
-  row->node_id = j->node ? j->node->id : NULL;
+  row->node_id = j->node_id[0] ? (char *)j->node_id : NULL;
   row->idempotency_key =
       j->spec->idempotency_key && *j->spec->idempotency_key ? j->spec->idempotency_key : NULL;
   row->reason = j->reason;
@@ -117,8 +117,8 @@ void cjob_view(const struct cjob *j, pb_Job *out)
   drover__v1__job__init(out);
   out->spec = j->spec;
   out->state = (Drover__V1__JobState)j->state;
-  out->node_id = j->node ? j->node->id : NULL;
-  out->node_name = j->node ? j->node->name : NULL;
+  out->node_id = j->node_id[0] ? (char *)j->node_id : NULL;
+  out->node_name = j->node_id[0] && j->last_node ? j->last_node->name : NULL;
   out->created_at_us = j->created_us;
   out->updated_at_us = j->updated_us;
   out->result = j->result;
@@ -160,9 +160,13 @@ pb_Job *cjob_view_row(struct coord *c, const struct store_job *row)
 
 /* ---- the state machine ---- */
 
+static void changed_action(struct coord *c, void *arg);
+
 static void node_link(struct cjob *j, struct cnode *n)
 {
   j->node = n;
+  j->last_node = n;
+  snprintf(j->node_id, sizeof(j->node_id), "%s", n->id);
   j->nprev = NULL;
   j->nnext = n->jobs;
   if (n->jobs)
@@ -215,8 +219,10 @@ int cjob_set_state(struct coord *c, struct cjob *j, int to, const char *reason)
   j->updated_us = coord_now_us();
   free(j->reason);
   j->reason = reason ? xstrdup(reason) : NULL;
-  if (to == JS_QUEUED)
+  if (to == JS_QUEUED) {
+    j->node_id[0] = '\0'; /* queued on no node (the event keeps the last one) */
     sched_enqueue(c, j);
+  }
   if (job_state_terminal(to)) {
     j->live_until_ms =
         uv_now(c->loop) + (c->opts.ended_linger_ms ? c->opts.ended_linger_ms : ENDED_LINGER_MS);
@@ -225,10 +231,22 @@ int cjob_set_state(struct coord *c, struct cjob *j, int to, const char *reason)
   }
   cjob_save(c, j);
   add_event(c, j, from, to, node_buf[0] ? node_buf : NULL);
+  if (to == JS_QUEUED && from != JS_UNSPECIFIED) {
+    /* Requeued: log followers announce the next attempt. */
+    cjob_ref(j);
+    coord_after(c, ACT_COMMIT, changed_action, j);
+  }
   log_debug("job state", "job=%s from=%s to=%s attempt=%u node=%s reason=%s", j->id,
             job_state_name(from), job_state_name(to), j->attempt, node_buf[0] ? node_buf : "-",
             reason ? reason : "-");
   return 0;
+}
+
+static void changed_action(struct coord *c, void *arg)
+{
+  struct cjob *j = arg;
+  jobs_wake(c, j);
+  cjob_unref(c, j);
 }
 
 /* RunJob goes only once the assignment is durable (docs/protocol.md). */
@@ -405,6 +423,10 @@ static void load_one(void *ud, const struct store_job *row)
   j->cancel_grace_ms = row->cancel_grace_ms;
   j->log_attempt = j->attempt;
   j->dispatched = j->state == JS_ASSIGNED; /* committed before we stopped */
+  if (row->node_id) {
+    snprintf(j->node_id, sizeof(j->node_id), "%s", row->node_id);
+    j->last_node = cnode_get(c, row->node_id);
+  }
   smap_put(&c->jobs, j->id, j);
   if (j->spec->idempotency_key && *j->spec->idempotency_key)
     smap_put(&c->keys, j->spec->idempotency_key, j);

@@ -36,6 +36,7 @@ struct req {
   /* Logs */
   struct logreader *reader;
   uint32_t attempt;
+  uint64_t after_seq; /* of attempt: frames up to it were seen */
   int follow, blocked, ended;
   char id[129];
 };
@@ -211,7 +212,7 @@ static void submit_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   if (key)
     smap_put(&c->keys, key, j);
   cjob_set_state(c, j, JS_QUEUED, "submitted");
-  log_info("job submitted", "job=%s name=%s priority=%d peer=%s", j->id,
+  log_debug("job submitted", "job=%s name=%s priority=%d peer=%s", j->id,
            spec->name && *spec->name ? spec->name : "-", spec->priority, rpc_call_peer(call));
   r->job = j;
   cjob_ref(j);
@@ -449,7 +450,12 @@ static void logs_pump(struct req *r)
       break;
     if (attempt < r->attempt || (!r->follow && attempt != r->attempt))
       continue;
-    r->attempt = attempt; /* with follow: later attempts as they come */
+    if (attempt == r->attempt && seq <= r->after_seq)
+      continue;
+    if (attempt != r->attempt) { /* with follow: later attempts as they come */
+      r->attempt = attempt;
+      r->after_seq = 0;
+    }
     int s = rpc_call_send_bytes(r->call, p, len);
     if (s < 0)
       return;
@@ -460,6 +466,21 @@ static void logs_pump(struct req *r)
   }
   /* The end of the file: over unless the job may still write. */
   struct cjob *j = r->job;
+  if (r->follow && j && j->state == JS_QUEUED && j->attempt >= r->attempt) {
+    /* Requeued: the next attempt's output follows; say so now, so that the
+     * reader can tell why it waits (its reason is in the job's events). */
+    pb_LogsResponse next = DROVER__V1__LOGS_RESPONSE__INIT;
+    next.job_id = j->id;
+    next.attempt = j->attempt + 1;
+    r->attempt = next.attempt;
+    r->after_seq = 0;
+    int s = rpc_call_send(r->call, &next.base);
+    if (s < 0)
+      return;
+    if (s == 1)
+      r->blocked = 1;
+    return;
+  }
   if (!r->follow) {
     logs_end(r, NULL);
   } else if (j && job_state_terminal(j->state) && j->end_committed) {
@@ -499,6 +520,7 @@ static void logs_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
   snprintf(r->id, sizeof(r->id), "%s", id);
   r->follow = lr->follow;
   r->attempt = lr->attempt;
+  r->after_seq = lr->attempt ? lr->after_seq : 0;
   struct cjob *j = cjob_get(c, id);
   if (j) {
     if (!r->attempt)

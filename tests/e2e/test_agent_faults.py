@@ -90,8 +90,8 @@ def test_agent_link_cut_longer_than_the_node_timeout(cluster, tmp_path):
     # The coordinator loses a1 and requeues; a1 stops its own copy.
     a1.wait_log("cut off from the coordinator for longer than its node timeout")
     wait_for(lambda: not alive(pid1), what="attempt 1 to be killed by its agent")
-    run2 = wait_state(srv, jid, "running")
-    assert run2["attempt"] == 2
+    wait_for(lambda: (lambda j: j["state"] == "running" and j["attempt"] == 2)(status(srv, jid)),
+             what="attempt 2 running on a2")
     assert nodes(srv)["a1"]["state"] == "lost"
     gate.touch()
     done = wait_state(srv, jid, "succeeded")
@@ -127,8 +127,8 @@ def test_agent_kill9_mid_job_then_restart_on_its_state_dir(cluster, tmp_path, at
         done = wait_state(srv, jid, "lost")
         assert "agent restarted" in done["reason"]
     else:
-        run2 = wait_state(srv, jid, "running")
-        assert run2["attempt"] == 2
+        wait_for(lambda: (lambda j: j["state"] == "running" and j["attempt"] == 2)(
+            status(srv, jid)), what="attempt 2 running")
         gate.touch()
         done = wait_state(srv, jid, "succeeded")
         assert done["attempt"] == 2
@@ -151,8 +151,8 @@ def test_agent_sigstop_is_found_and_its_late_report_ignored(cluster, tmp_path):
     try:
         agent(cluster, srv, "a2")
         wait_node(srv, "a1", lambda n: n["state"] == "lost", what="a1 lost")
-        run2 = wait_state(srv, jid, "running")
-        assert run2["attempt"] == 2
+        wait_for(lambda: (lambda j: j["state"] == "running" and j["attempt"] == 2)(
+            status(srv, jid)), what="attempt 2 running on a2")
         # Both copies end now: attempt 1 with exit 7 while its agent sleeps.
         gate.touch()
         done = wait_state(srv, jid, "succeeded")
@@ -199,3 +199,62 @@ def test_agent_spool_that_fills_drops_and_counts_lines(cluster, tmp_path):
     assert len(got) == 250000 - dropped
     assert all(x < y for x, y in zip(got, got[1:])), "stored lines out of order or doubled"
     assert got[0] == 1  # what came first was kept; what overflowed was dropped
+
+
+def test_agent_result_on_disk_is_delivered_by_its_next_life(cluster, tmp_path):
+    sock = f"unix:{tmp_path}/coord.sock"
+    srv = cluster.server(node_timeout="30s", listen=sock)
+    a = agent(cluster, srv, "a1")
+    gate, cmd = gated(tmp_path, 100, 5000)
+    jid = submit(srv, "--", cmd)
+    wait_for(lambda: stored_lines(srv, jid) == 100, what="the first 100 lines stored")
+    srv.kill9()
+    a.wait_log("disconnected from the coordinator")
+    gate.touch()
+    a.wait_log(r"job finished job=%s attempt=1 status=succeeded" % jid)
+    # Not acknowledged: the result goes to the state dir, with the batches
+    # it counts; then the agent dies too.
+    result = a.state / "results" / f"{jid}.1"
+    wait_for(result.exists, what="the result written to the state dir")
+    assert os.listdir(a.state / "spool")
+    a.kill9()
+    srv2 = cluster.server(node_timeout="30s", listen=sock, data=srv.data)
+    b = restart_agent(cluster, srv2, a)
+    b.wait_log(r"result of a previous life to deliver job=%s attempt=1" % jid)
+    done = wait_state(srv2, jid, "succeeded")
+    assert done["attempt"] == 1 and done["result"]["stdout"]["lines"] == 5000
+    assert logs(srv2, jid)[0] == numbered("line ", 1, 5000)
+    wait_for(lambda: not result.exists() and not os.listdir(b.state / "spool"),
+             what="the delivered result and batches removed")
+    assert len(terminal_events(events(srv2, jid))) == 1
+
+
+def test_agent_link_flapping_loses_and_doubles_nothing(cluster, tmp_path):
+    srv = cluster.server(node_timeout="20s")
+    px = cluster.proxy(srv.addr)
+    a = agent(cluster, srv, "a1", "--log-batch-lines", "100", addr=px.addr)
+    gates = [tmp_path / f"gate{i}" for i in range(4)]
+    parts = []
+    for i, g in enumerate(gates):
+        parts.append(f"while [ ! -e {g} ]; do sleep 0.02; done; "
+                     f"seq -f 'line %.0f' {i * 20000 + 1} {(i + 1) * 20000}; "
+                     f"touch {g}.printed")
+    jid = submit(srv, "--", "; ".join(parts))
+    wait_state(srv, jid, "running")
+    for i, g in enumerate(gates):
+        # Output made while the link is down, then up again: each time, what
+        # was in flight is sent again and stored once.
+        downs = a.stderr().count("disconnected from the coordinator")
+        ups = a.stderr().count("connected to the coordinator coordinator=")
+        px.cut()
+        wait_for(lambda: a.stderr().count("disconnected from the coordinator") > downs,
+                 what="the agent to see the cut")
+        g.touch()
+        printed = tmp_path / f"{g.name}.printed"
+        wait_for(printed.exists, what=f"part {i} printed while the link is down")
+        px.restore()
+        wait_for(lambda: a.stderr().count("connected to the coordinator coordinator=") > ups,
+                 what="the agent back")
+    done = wait_state(srv, jid, "succeeded")
+    assert done["attempt"] == 1
+    assert logs(srv, jid)[0] == numbered("line ", 1, 80000)

@@ -33,6 +33,7 @@ struct rjob {
   unsigned in_pending; /* writes in flight */
   int in_eof;          /* close stdin once the writes are done */
   int done;            /* the core is done with it; freed once `in` is closed */
+  int stopping;        /* stopped: killed, nothing of it kept */
   pb_Progress progress;
   char *stage, *message;
   int progress_dirty;
@@ -115,7 +116,7 @@ void runs_on_run(struct agent_session *s, const Drover__V1__RunJob *m)
     reject(s, id, m->attempt, s->shutting ? "the agent is shutting down" : "the node is draining");
     return;
   }
-  if (core_running(s->core) + core_queued(s->core) >= core_slots(s->core)) {
+  if (runs_live(s) >= core_slots(s->core)) {
     reject(s, id, m->attempt, "no free slot");
     return;
   }
@@ -153,6 +154,17 @@ void runs_on_run(struct agent_session *s, const Drover__V1__RunJob *m)
   core_submit(s->core, &r->cj, &j);
 }
 
+unsigned runs_live(struct agent_session *s)
+{
+  /* A stopped job may take a moment to die: its slot is free already for
+   * the coordinator, so it is for us (the pool starts the next job when the
+   * process is gone). */
+  unsigned n = 0;
+  for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next)
+    n += !((struct rjob *)cj)->stopping;
+  return n;
+}
+
 void runs_stop(struct agent_session *s, const char *id, unsigned attempt, const char *why)
 {
   struct ship *sh = shipper_find(s->ships, id, attempt);
@@ -163,8 +175,10 @@ void runs_stop(struct agent_session *s, const char *id, unsigned attempt, const 
   /* Dropped first: when the job ends, nothing of it is kept or sent. */
   if (sh)
     ship_drop(sh);
-  if (cj)
+  if (cj) {
+    ((struct rjob *)cj)->stopping = 1;
     core_cancel(s->core, cj, 0);
+  }
 }
 
 void runs_on_cancel(struct agent_session *s, const Drover__V1__CancelJob *m)

@@ -46,7 +46,7 @@ static double mem_percent(const struct metrics_sample *ms)
 static void send_beat(struct agent_session *s, const struct metrics_sample *ms)
 {
   pb_Heartbeat h = DROVER__V1__HEARTBEAT__INIT;
-  unsigned used = core_running(s->core) + (unsigned)core_queued(s->core);
+  unsigned used = runs_live(s);
   h.cpu_percent = ms->cpu_percent;
   h.mem_used_bytes = ms->mem_used;
   h.mem_available_bytes = ms->mem_available;
@@ -139,6 +139,7 @@ static void send_register(struct agent_session *s)
   pb_HeldJob *sv = xcalloc(ns + 1, sizeof(*sv)), **sp = xcalloc(ns + 1, sizeof(*sp));
   ns = 0;
   for (struct stopped *st = s->stopped; st; st = st->next, ns++) {
+    st->reported = 1;
     drover__v1__held_job__init(&sv[ns]);
     sv[ns].job_id = st->id;
     sv[ns].attempt = st->attempt;
@@ -181,13 +182,17 @@ static void on_welcome(struct agent_session *s, const pb_Welcome *w)
   s->heartbeat_ms = w->heartbeat_interval_ms ? w->heartbeat_interval_ms : DEFAULT_HEARTBEAT;
   s->node_timeout_ms = w->node_timeout_ms ? w->node_timeout_ms : DEFAULT_NODE_TIMEOUT;
   /* The coordinator has the attempts reported stopped now. */
-  for (struct stopped *st = s->stopped, *next; st; st = next) {
-    next = st->next;
+  for (struct stopped **pp = &s->stopped; *pp;) {
+    struct stopped *st = *pp;
+    if (!st->reported) {
+      pp = &st->next;
+      continue;
+    }
+    *pp = st->next;
     if (st->from_restart)
       state_record_remove(&s->st, st->id, st->attempt);
     free(st);
   }
-  s->stopped = NULL;
   for (size_t i = 0; i < w->n_jobs; i++) {
     const pb_HeldJobState *hs = w->jobs[i];
     if (!hs->job_id)
@@ -299,18 +304,19 @@ static void cutoff_cb(uv_timer_t *t)
            "requeued or lost there)",
            "node_timeout_ms=%llu running=%u held=%zu", (unsigned long long)s->node_timeout_ms,
            core_running(s->core), shipper_count(s->ships));
-  for (struct core_job *cj = core_jobs(s->core), *next; cj; cj = next) {
-    next = cj->next;
+  /* Reported stopped at the next Register: an attempt the coordinator still
+   * thought assigned must not be sent again as if it never ran. */
+  struct stopped *mark = s->stopped;
+  for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next)
     agent_session_add_stopped(s, cj->id, cj->attempt, 0);
-  }
+  /* By id: a stop may end (and free) a job at once. */
+  for (struct stopped *st = s->stopped; st != mark; st = st->next)
+    runs_stop(s, st->id, st->attempt, "cut off from the coordinator");
   shipper_drop_all(s->ships);
-  /* Ids first: a cancel may end (and free) a job at once. */
-  struct stopped *st = s->stopped;
-  for (; st; st = st->next) {
-    struct core_job *cj = st->from_restart ? NULL : core_find(s->core, st->id, st->attempt);
-    if (cj)
-      core_cancel(s->core, cj, 0);
-  }
+  /* A Register on its way holds these jobs: it must not be the one the
+   * coordinator answers, or it would wait for them forever. Start over. */
+  if (s->call)
+    rpc_call_cancel(s->call);
 }
 
 static void arm_cutoff(struct agent_session *s)

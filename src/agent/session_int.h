@@ -20,6 +20,7 @@ struct stopped {
   char id[129];
   unsigned attempt;
   int from_restart; /* killed at start: its record goes once the coordinator knows */
+  int reported;     /* in the Register sent last */
 };
 
 struct agent_session {
@@ -78,6 +79,8 @@ void agent_session_add_stopped(struct agent_session *s, const char *id, unsigned
 void agent_session_fatal(struct agent_session *s, int code, const char *msg);
 
 /* runs.c */
+/* Jobs that hold a slot: running or queued, and not being stopped. */
+unsigned runs_live(struct agent_session *s);
 extern const struct core_ops runs_core_ops;
 void runs_on_run(struct agent_session *s, const Drover__V1__RunJob *m);
 void runs_on_cancel(struct agent_session *s, const Drover__V1__CancelJob *m);

@@ -5,6 +5,9 @@
 #include "agent/session.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,8 +505,17 @@ static void flush_timeout(uv_timer_t *t)
 static void on_ships_empty(void *ud)
 {
   struct agent_session *s = ud;
-  if (s->shutting == 2)
+  if (s->shutting == 2) {
     going_away(s);
+    return;
+  }
+#ifdef __GLIBC__
+  /* Idle again after a burst of output: give the freed batches back to the
+   * system (glibc keeps freed memory in its arenas otherwise; an idle agent
+   * would hold its busiest moment's memory for good). */
+  if (!core_jobs(s->core))
+    malloc_trim(0);
+#endif
 }
 
 static void jobs_over(struct agent_core *c, void *ud)

@@ -530,6 +530,11 @@ static void jobs_over(struct agent_core *c, void *ud)
   }
   log_info("waiting for the coordinator to acknowledge output and results", "held=%zu",
            shipper_count(s->ships));
+  /* Away: try again soon, not after the backoff reached while jobs ran. */
+  if (!s->welcomed && uv_is_active((uv_handle_t *)&s->retry_timer)) {
+    s->failures = 0;
+    uv_timer_start(&s->retry_timer, retry_cb, backoff_ms(s), 0);
+  }
   uv_timer_start(&s->flush_timer, flush_timeout, AGENT_SESSION_FLUSH_MS, 0);
 }
 

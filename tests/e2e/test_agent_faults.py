@@ -4,6 +4,7 @@ timeout), the agent killed with SIGKILL or stopped with SIGSTOP mid-job, a
 spool that fills. Nothing acknowledged is lost, nothing is stored twice, and a
 job never completes twice."""
 import os
+import subprocess
 import signal
 import time
 
@@ -258,3 +259,48 @@ def test_agent_link_flapping_loses_and_doubles_nothing(cluster, tmp_path):
     done = wait_state(srv, jid, "succeeded")
     assert done["attempt"] == 1
     assert logs(srv, jid)[0] == numbered("line ", 1, 80000)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs for the agent's state dir: a full disk on demand."""
+    d = tmp_path / "small"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=True)
+
+
+def test_agent_full_disk_drops_and_counts_lines_and_delivers_the_result(cluster, tmp_path,
+                                                                         small_disk):
+    srv = cluster.server(node_timeout="20s")
+    px = cluster.proxy(srv.addr)
+    state = small_disk / "agent"
+    a = agent(cluster, srv, "a1", addr=px.addr, state=state)
+    gate = tmp_path / "gate"
+    cmd = (f"while [ ! -e {gate} ]; do sleep 0.02; done; "
+           "awk 'BEGIN { pad = sprintf(\"%090d\", 0); "
+           "for (i = 1; i <= 200000; i++) printf \"%08d %s\\n\", i, pad }'")
+    jid = submit(srv, "--", cmd)
+    wait_state(srv, jid, "running")
+    px.cut()
+    a.wait_log("disconnected from the coordinator")
+    gate.touch()
+    # Memory holds 8 MiB, the disk 2 MiB of the 20 MB: the rest is dropped,
+    # the result cannot be written to disk either and waits in memory.
+    a.wait_log(r"job finished job=%s" % jid)
+    a.wait_log("cannot spool log batch; dropping output lines")
+    a.wait_log("its result is held in memory only")
+    px.restore()
+    done = wait_state(srv, jid, "succeeded", timeout=120)
+    dropped = done["result"]["lines_dropped"]
+    got = [int(line[:8]) for line in logs(srv, jid)[0].splitlines()]
+    assert 0 < dropped < 200000 and len(got) == 200000 - dropped
+    assert all(x < y for x, y in zip(got, got[1:]))
+    # Delivered and acknowledged: nothing is left on the small disk.
+    wait_for(lambda: not os.listdir(state / "spool") and not os.listdir(state / "results"),
+             what="the spool and results emptied")
+    a.stop()

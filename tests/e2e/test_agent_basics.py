@@ -7,6 +7,7 @@ import re
 import signal
 import stat
 
+import grpc
 import pytest
 
 from agentlib import (agent, cli, events, logs, nodes, restart_agent, status, submit,
@@ -53,7 +54,7 @@ def test_agent_runs_a_job_with_its_bytes_and_exit_code(cluster, srv, tmp_path):
     assert a.alive()
 
 
-def test_agent_reports_labels_capabilities_resources_and_load(cluster, srv):
+def test_agent_reports_labels_capabilities_resources_and_load(cluster, srv, pb):
     agent(cluster, srv, "gpu-1", "--label", "gpu=yes", "--label", "zone=a", slots=3)
     n = wait_node(srv, "gpu-1", lambda n: n["cpu_percent"] is not None, what="a heartbeat")
     assert n["state"] == "ready" and n["connected"] and not n["busy"]
@@ -69,6 +70,16 @@ def test_agent_reports_labels_capabilities_resources_and_load(cluster, srv):
     assert 0 < n["disk_free_bytes"] <= n["disk_bytes"]
     assert 0 <= n["cpu_percent"] <= 100 and n["load1"] >= 0
     assert n["version"] and n["address"]
+    # Network interfaces (not in the CLI's view): real ones, with addresses.
+    ch = grpc.insecure_channel(srv.addr)
+    (node,) = pb.agent_grpc.NodeServiceStub(ch).List(pb.agent.ListNodesRequest()).nodes
+    ch.close()
+    names = set(os.listdir("/sys/class/net")) - {"lo"}
+    for ni in node.resources.interfaces:
+        assert ni.name in names and ni.addresses
+    with open("/proc/net/if_inet6") as f:
+        with_v6 = {line.split()[-1] for line in f} - {"lo"}
+    assert with_v6 <= {ni.name for ni in node.resources.interfaces}
     # A job pinned to its label runs there.
     rc, out, _ = cli(srv, "job", "run", "--constraint", "gpu=yes", "--", "echo", "pinned")
     assert rc == 0 and out == b"pinned\n"
@@ -152,6 +163,18 @@ def test_agent_shutdown_timeout_cancels_running_jobs(cluster, srv):
     assert a.proc.wait(timeout=60) == 0
     assert status(srv, jid)["state"] == "cancelled"
     assert nodes(srv)["impatient"]["state"] == "down"
+
+
+def test_agent_second_signal_cancels_at_once(cluster, srv, tmp_path):
+    a = agent(cluster, srv, "hasty", "--shutdown-timeout", "10m")
+    jid = submit(srv, "--kill-grace", "200ms", "--", "sleep 600")
+    wait_state(srv, jid, "running")
+    a.send_signal(signal.SIGTERM)
+    a.wait_log("shutting down: taking no new jobs")
+    a.send_signal(signal.SIGINT)
+    assert a.proc.wait(timeout=60) == 0
+    assert status(srv, jid)["state"] == "cancelled"
+    assert nodes(srv)["hasty"]["state"] == "down"
 
 
 def test_agent_timeout_cancel_and_stdin(cluster, srv):

@@ -66,6 +66,10 @@ struct agent_session {
 };
 
 /* session.c */
+/* Sends a heartbeat now, then every interval (and when figures move). */
+void agent_session_beat_start(struct agent_session *s);
+/* The end: timers stopped, the stream cancelled, on_stopped called. */
+void agent_session_stopped(struct agent_session *s);
 /* Sends a message on the welcomed stream; dropped when there is none.
  * Returns rpc_call_send's value (or -ENOTCONN). */
 int agent_session_send(struct agent_session *s, const pb_AgentMessage *m);
@@ -77,6 +81,13 @@ void agent_session_add_stopped(struct agent_session *s, const char *id, unsigned
 /* Ends the session on its own: running jobs are cancelled at once, then
  * on_stopped(code, msg). */
 void agent_session_fatal(struct agent_session *s, int code, const char *msg);
+
+/* link.c */
+/* Connects, starts the Connect stream and sends Register. 0 or < 0 (a bad
+ * target: nothing started). */
+int agent_link_open(struct agent_session *s);
+/* Disconnected: the next attempt comes soon, backoff reset. */
+void agent_link_retry_soon(struct agent_session *s);
 
 /* runs.c */
 /* Jobs that hold a slot: running or queued, and not being stopped. */

@@ -1,6 +1,7 @@
 /* ship.c - log batches and results on their way to the coordinator (see
- * ship.h): batching, memory and spool, sending in order, acks, restarts. */
-#include "agent/ship.h"
+ * ship.h): batching, memory and spool, sending in order, acks. What goes to
+ * disk for the next life of the agent is shipsave.c's. */
+#include "agent/ship_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,72 +9,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/batch.h"
-#include "agent/spool.h"
 #include "base/log.h"
 #include "base/util.h"
 
-/* One sealed batch still owed to the coordinator: in memory or spooled. */
-struct entry {
-  uint64_t seq;
-  size_t len;
-  uint8_t *mem;          /* the AgentMessage, or NULL when spooled */
-  struct spool_seg *seg; /* spooled: where */
-  uint64_t off;
-};
-
-struct ship {
-  struct shipper *sh;
-  struct ship *prev, *next;
-  char job_id[129];
-  unsigned attempt;
-
-  struct batch cur;
-  uint64_t cur_deadline; /* loop time at which cur is sealed; 0: cur is empty */
-  uint64_t seq;          /* the last batch sealed and kept */
-  uint64_t acked;        /* batches up to here are stored by the coordinator */
-  uint64_t next_send;    /* the next batch to send on the current stream */
-  struct entry *q;       /* batches acked+1 .. seq, q[qhead] the oldest */
-  size_t qhead, qn, qcap;
-  struct spool spool;
-  uint64_t dropped_pending, dropped_total;
-
-  uint8_t *fin; /* the JobFinished, once the job ended */
-  size_t fin_len;
-  uint64_t persist_at; /* loop time at which the result goes to disk; 0: not due */
-  unsigned running : 1, dropped : 1, fin_sent : 1, persisting : 1, persisted : 1, result_acked : 1,
-      warned : 1;
-};
-
-struct shipper {
-  uv_loop_t *loop;
-  struct shipper_opts o;
-  struct agent_state *st;
-  struct ship *ships;
-  size_t nships;
-  uint64_t mem_used, spool_used, seg_max;
-  uv_timer_t tick; /* batch deadlines and result persist deadlines */
-  rpc_call *call;  /* the welcomed stream, or NULL */
-  int pumping;
-  unsigned writes; /* results being written on the thread pool */
-  int closing;
-  void (*close_cb)(void *);
-  void *close_ud;
-};
-
-static void schedule(struct shipper *sh);
-static void maybe_free(struct ship *s);
-
 /* ---- the queue of sealed batches ---- */
 
-static struct entry *entry_at(struct ship *s, uint64_t seq)
+static struct ship_entry *entry_at(struct ship *s, uint64_t seq)
 {
   if (!s->qn || seq < s->q[s->qhead].seq || seq > s->seq)
     return NULL;
   return &s->q[s->qhead + (seq - s->q[s->qhead].seq)];
 }
 
-static struct entry *entry_push(struct ship *s)
+struct ship_entry *ship_entry_push(struct ship *s)
 {
   if (s->qhead + s->qn == s->qcap) {
     if (s->qhead > s->qcap / 2) {
@@ -84,12 +32,12 @@ static struct entry *entry_push(struct ship *s)
       s->q = xrealloc(s->q, s->qcap * sizeof(*s->q));
     }
   }
-  struct entry *e = &s->q[s->qhead + s->qn++];
+  struct ship_entry *e = &s->q[s->qhead + s->qn++];
   memset(e, 0, sizeof(*e));
   return e;
 }
 
-static void spool_delta(struct ship *s, uint64_t before)
+void ship_spool_delta(struct ship *s, uint64_t before)
 {
   s->sh->spool_used = s->sh->spool_used + s->spool.bytes - before;
 }
@@ -98,7 +46,7 @@ static void spool_delta(struct ship *s, uint64_t before)
 static void entries_ack(struct ship *s, uint64_t seq)
 {
   while (s->qn && s->q[s->qhead].seq <= seq) {
-    struct entry *e = &s->q[s->qhead];
+    struct ship_entry *e = &s->q[s->qhead];
     if (e->mem) {
       s->sh->mem_used -= e->len;
       free(e->mem);
@@ -114,7 +62,7 @@ static void entries_ack(struct ship *s, uint64_t seq)
 static void entries_free(struct ship *s)
 {
   for (size_t i = 0; i < s->qn; i++) {
-    struct entry *e = &s->q[s->qhead + i];
+    struct ship_entry *e = &s->q[s->qhead + i];
     if (e->mem) {
       s->sh->mem_used -= e->len;
       free(e->mem);
@@ -126,11 +74,11 @@ static void entries_free(struct ship *s)
 }
 
 /* Moves an in-memory batch into the spool. */
-static int entry_to_spool(struct ship *s, struct entry *e)
+int ship_entry_to_spool(struct ship *s, struct ship_entry *e)
 {
   uint64_t before = s->spool.bytes;
   int rc = spool_append(&s->spool, e->seq, e->mem, e->len, &e->seg, &e->off);
-  spool_delta(s, before);
+  ship_spool_delta(s, before);
   if (rc < 0)
     return rc;
   s->sh->mem_used -= e->len;
@@ -145,7 +93,7 @@ static int keep(struct ship *s, uint64_t seq, uint8_t *msg, size_t len)
 {
   struct shipper *sh = s->sh;
   if (sh->mem_used + len <= sh->o.mem_max) {
-    struct entry *e = entry_push(s);
+    struct ship_entry *e = ship_entry_push(s);
     e->seq = seq;
     e->len = len;
     e->mem = msg;
@@ -154,12 +102,12 @@ static int keep(struct ship *s, uint64_t seq, uint8_t *msg, size_t len)
   }
   int rc = -ENOSPC;
   if (sh->spool_used + SPOOL_FRAME_HEAD + len <= sh->o.spool_max) {
-    struct entry e = {.seq = seq, .len = len};
+    struct ship_entry e = {.seq = seq, .len = len};
     uint64_t before = s->spool.bytes;
     rc = spool_append(&s->spool, seq, msg, len, &e.seg, &e.off);
-    spool_delta(s, before);
+    ship_spool_delta(s, before);
     if (rc == 0)
-      *entry_push(s) = e;
+      *ship_entry_push(s) = e;
     else if (!s->warned)
       log_error("cannot spool log batch; dropping output lines", "job=%s attempt=%u error=%s",
                 s->job_id, s->attempt, strerror(-rc));
@@ -206,7 +154,7 @@ static void sink_line(void *impl, enum job_stream st, int64_t ts_us, const char 
     s->cur_deadline = uv_now(sh->loop) + sh->o.batch_interval_ms;
     if (!uv_is_active((uv_handle_t *)&sh->tick) ||
         uv_timer_get_due_in(&sh->tick) > sh->o.batch_interval_ms)
-      schedule(sh);
+      shipper_schedule(sh);
   }
   batch_add(&s->cur, st, ts_us, data, len, flags);
   if (s->cur.entries >= sh->o.batch_lines || s->cur.len >= BATCH_MAX_BYTES) {
@@ -223,7 +171,7 @@ void ship_sink(struct ship *s, struct core_sink *out)
 
 /* ---- ships ---- */
 
-static struct ship *ship_alloc(struct shipper *sh, const char *job_id, unsigned attempt)
+struct ship *ship_alloc(struct shipper *sh, const char *job_id, unsigned attempt)
 {
   struct ship *s = xcalloc(1, sizeof(*s));
   s->sh = sh;
@@ -282,7 +230,7 @@ static void ship_free(struct ship *s, int keep_files)
     sh->o.on_empty(sh->o.ud);
 }
 
-static void maybe_free(struct ship *s)
+void ship_maybe_free(struct ship *s)
 {
   if (!s->running && !s->persisting && (s->dropped || s->result_acked))
     ship_free(s, 0);
@@ -294,7 +242,7 @@ void ship_end(struct ship *s, pb_JobResult *r)
   s->running = 0;
   if (s->dropped) {
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    maybe_free(s);
+    ship_maybe_free(s);
     return;
   }
   seal(s);
@@ -314,7 +262,7 @@ void ship_end(struct ship *s, pb_JobResult *r)
   protobuf_c_message_free_unpacked(&r->base, NULL);
   s->persist_at = uv_now(sh->loop) + SHIP_PERSIST_MS;
   if (!uv_is_active((uv_handle_t *)&sh->tick) || uv_timer_get_due_in(&sh->tick) > SHIP_PERSIST_MS)
-    schedule(sh);
+    shipper_schedule(sh);
   shipper_pump(sh);
 }
 
@@ -324,7 +272,7 @@ void ship_drop(struct ship *s)
   batch_clear(&s->cur);
   s->cur_deadline = 0;
   s->persist_at = 0;
-  maybe_free(s);
+  ship_maybe_free(s);
 }
 
 struct ship *shipper_find(struct shipper *sh, const char *job_id, unsigned attempt)
@@ -340,105 +288,6 @@ size_t shipper_count(const struct shipper *sh)
   return sh->nships;
 }
 
-/* ---- results on disk ---- */
-
-struct persist {
-  uv_work_t req;
-  struct ship *s;
-  char *path;
-  uint8_t *data;
-  size_t len;
-  int rc;
-};
-
-static void persist_work(uv_work_t *req)
-{
-  struct persist *p = req->data;
-  p->rc = write_file_atomic(p->path, p->data, p->len);
-}
-
-static void persist_done(uv_work_t *req, int status)
-{
-  struct persist *p = req->data;
-  struct ship *s = p->s;
-  struct shipper *sh = s->sh;
-  sh->writes--;
-  s->persisting = 0;
-  if (p->rc == 0) {
-    s->persisted = 1;
-    /* The result is on disk: a restart delivers it, no need to report the
-     * attempt stopped. */
-    state_record_remove(sh->st, s->job_id, s->attempt);
-  } else {
-    log_error("cannot write result to the state dir; it is held in memory only", "path=%s error=%s",
-              p->path, strerror(-p->rc));
-  }
-  free(p->path);
-  free(p->data);
-  free(p);
-  if (s->result_acked || s->dropped) {
-    s->persisted = 0; /* the file goes with the ship */
-    maybe_free(s);
-  }
-  if (sh->closing && !sh->writes)
-    shipper_close(sh, sh->close_cb, sh->close_ud);
-}
-
-/* The batches still owed go to the spool first: the result on disk then
- * comes with every batch it counts (last_log_seq). */
-static int spool_owed(struct ship *s)
-{
-  for (size_t i = 0; i < s->qn; i++) {
-    struct entry *e = &s->q[s->qhead + i];
-    if (e->mem) {
-      int rc = entry_to_spool(s, e);
-      if (rc < 0)
-        return rc;
-    }
-  }
-  return 0;
-}
-
-static void persist(struct ship *s, int now)
-{
-  s->persist_at = 0;
-  if (!s->fin || s->persisted || s->persisting || s->result_acked || s->dropped)
-    return;
-  char *path = state_result_path(s->sh->st, s->job_id, s->attempt);
-  int rc = spool_owed(s);
-  if (rc < 0) {
-    log_error("cannot spool the log batches of a finished job; its result is held in memory only",
-              "job=%s attempt=%u error=%s", s->job_id, s->attempt, strerror(-rc));
-    free(path);
-    return;
-  }
-  if (now) {
-    rc = write_file_atomic(path, s->fin, s->fin_len);
-    if (rc == 0) {
-      s->persisted = 1;
-      state_record_remove(s->sh->st, s->job_id, s->attempt);
-    } else {
-      log_error("cannot write result to the state dir", "path=%s error=%s", path, strerror(-rc));
-    }
-    free(path);
-    return;
-  }
-  struct persist *p = xcalloc(1, sizeof(*p));
-  p->req.data = p;
-  p->s = s;
-  p->path = path;
-  p->data = xmalloc(s->fin_len);
-  memcpy(p->data, s->fin, s->fin_len);
-  p->len = s->fin_len;
-  s->persisting = 1;
-  s->sh->writes++;
-  if (uv_queue_work(s->sh->loop, &p->req, persist_work, persist_done) < 0) {
-    p->rc = -EAGAIN;
-    persist_work(&p->req);
-    persist_done(&p->req, 0);
-  }
-}
-
 /* ---- deadlines ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -450,14 +299,14 @@ static void tick_cb(uv_timer_t *t)
     if (s->cur_deadline && s->cur_deadline <= now)
       seal(s);
     if (s->persist_at && s->persist_at <= now)
-      persist(s, 0);
+      ship_persist(s, 0);
   }
   shipper_pump(sh);
-  schedule(sh);
+  shipper_schedule(sh);
 }
 
 /* Arms the timer for the earliest deadline, if any. */
-static void schedule(struct shipper *sh)
+void shipper_schedule(struct shipper *sh)
 {
   uint64_t next = UINT64_MAX;
   for (struct ship *s = sh->ships; s; s = s->next) {
@@ -471,93 +320,6 @@ static void schedule(struct shipper *sh)
     return;
   uint64_t now = uv_now(sh->loop);
   uv_timer_start(&sh->tick, tick_cb, next > now ? next - now : 0, 0);
-}
-
-/* ---- a restart ---- */
-
-struct loaded {
-  struct entry *v;
-  size_t n, cap;
-};
-
-static void on_frame(void *ud, uint64_t seq, struct spool_seg *seg, uint64_t off, size_t len)
-{
-  struct loaded *l = ud;
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 16;
-    l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-  }
-  l->v[l->n++] = (struct entry){.seq = seq, .len = len, .seg = seg, .off = off};
-}
-
-static int cmp_seq(const void *a, const void *b)
-{
-  uint64_t x = ((const struct entry *)a)->seq, y = ((const struct entry *)b)->seq;
-  return x < y ? -1 : x > y;
-}
-
-int ship_restore(struct shipper *sh, const char *job_id, unsigned attempt)
-{
-  char *path = state_result_path(sh->st, job_id, attempt);
-  uint8_t *data = NULL;
-  size_t len = 0;
-  int rc = read_file_max(path, 64 * 1024 * 1024, (char **)&data, &len, NULL);
-  free(path);
-  pb_AgentMessage *m = rc == 0 ? drover__v1__agent_message__unpack(NULL, len, data) : NULL;
-  struct ship *s = ship_alloc(sh, job_id, attempt);
-  s->fin = data;
-  s->fin_len = len;
-  s->persisted = 1;
-  if (!m || m->msg_case != DROVER__V1__AGENT_MESSAGE__MSG_JOB_FINISHED ||
-      !m->job_finished->result) {
-    log_error("result left by a previous life is unreadable; the attempt is reported stopped",
-              "job=%s attempt=%u", job_id, attempt);
-    goto fail;
-  }
-  uint64_t last = m->job_finished->result->last_log_seq;
-  struct loaded l = {0};
-  uint64_t before = s->spool.bytes;
-  spool_load(&s->spool, on_frame, &l);
-  spool_delta(s, before);
-  if (l.n)
-    qsort(l.v, l.n, sizeof(*l.v), cmp_seq);
-  /* What is there must run without a gap up to the result's last seq:
-   * earlier seqs were acknowledged before the result was written. */
-  uint64_t first = last + 1;
-  size_t kept = 0;
-  for (size_t i = 0; i < l.n; i++) {
-    if (l.v[i].seq > last || (kept && l.v[i].seq == l.v[kept - 1].seq))
-      continue; /* not counted by the result, or written twice */
-    if (kept && l.v[i].seq != l.v[kept - 1].seq + 1)
-      break;
-    if (!kept)
-      first = l.v[i].seq;
-    l.v[kept++] = l.v[i];
-  }
-  if (kept && l.v[kept - 1].seq != last) {
-    free(l.v);
-    log_error("log batches left by a previous life are incomplete; the attempt is reported "
-              "stopped",
-              "job=%s attempt=%u last_seq=%llu", job_id, attempt, (unsigned long long)last);
-    goto fail;
-  }
-  for (size_t i = 0; i < kept; i++)
-    *entry_push(s) = l.v[i];
-  free(l.v);
-  s->seq = last;
-  s->acked = first - 1;
-  s->next_send = first;
-  protobuf_c_message_free_unpacked(&m->base, NULL);
-  log_info("result of a previous life to deliver", "job=%s attempt=%u batches=%zu", job_id, attempt,
-           kept);
-  return 0;
-fail:
-  if (m)
-    protobuf_c_message_free_unpacked(&m->base, NULL);
-  s->dropped = 1;
-  s->persisted = 0;
-  maybe_free(s);
-  return -1;
 }
 
 /* ---- the link ---- */
@@ -610,7 +372,7 @@ static int send_next(struct shipper *sh, struct ship *s)
 {
   if (s->dropped)
     return 2;
-  struct entry *e = entry_at(s, s->next_send);
+  struct ship_entry *e = entry_at(s, s->next_send);
   if (e) {
     int rc;
     if (e->mem) {
@@ -685,7 +447,7 @@ int shipper_welcome(struct shipper *sh, const pb_HeldJobState *st)
   s->next_send = have + 1;
   if (st->result_stored && s->fin) {
     s->result_acked = 1;
-    maybe_free(s);
+    ship_maybe_free(s);
   }
   return 0;
 }
@@ -705,7 +467,7 @@ void shipper_ack(struct shipper *sh, const char *job_id, unsigned attempt, uint6
   if (result && s->fin) {
     s->result_acked = 1;
     s->persist_at = 0;
-    maybe_free(s);
+    ship_maybe_free(s);
   }
 }
 
@@ -765,7 +527,7 @@ void shipper_close(struct shipper *sh, void (*cb)(void *ud), void *ud)
     sh->call = NULL;
     for (struct ship *s = sh->ships; s; s = s->next)
       if (!s->dropped)
-        persist(s, 1);
+        ship_persist(s, 1);
   }
   if (sh->writes)
     return; /* persist_done calls again */

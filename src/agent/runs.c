@@ -149,7 +149,7 @@ void runs_on_run(struct agent_session *s, const Drover__V1__RunJob *m)
   }
   r->ship = ship_new(s->ships, id, m->attempt);
   ship_sink(r->ship, &r->cj.sink);
-  log_info("job received", "job=%s attempt=%u", id, m->attempt);
+  log_debug("job received", "job=%s attempt=%u", id, m->attempt);
   /* May start it, and even end it (done), before it returns. */
   core_submit(s->core, &r->cj, &j);
 }
@@ -316,7 +316,7 @@ static void on_started(struct agent_core *c, void *ud, struct core_job *cj,
   struct agent_session *s = ud;
   if (a->pgid > 0 && state_record_write(&s->st, cj->id, cj->attempt, a) < 0)
     log_warn("cannot write attempt record", "dir=%s job=%s", s->st.jobs, cj->id);
-  log_info("job started", "job=%s attempt=%u pid=%d", cj->id, cj->attempt, cj->pid);
+  log_debug("job started", "job=%s attempt=%u pid=%d", cj->id, cj->attempt, cj->pid);
   send_started(s, (struct rjob *)cj);
 }
 
@@ -343,9 +343,9 @@ static void on_done(struct agent_core *c, void *ud, struct core_job *cj, const s
   struct rjob *r = (struct rjob *)cj;
   pb_JobResult *pr = job_result_to_pb(res);
   pr->attempt = cj->attempt;
-  log_info("job finished", "job=%s attempt=%u status=%s exit=%d duration_ms=%llu", cj->id,
-           cj->attempt, job_status_name(res->status), res->exit_code,
-           (unsigned long long)(res->duration_us / 1000));
+  log_debug("job finished", "job=%s attempt=%u status=%s exit=%d duration_ms=%llu", cj->id,
+            cj->attempt, job_status_name(res->status), res->exit_code,
+            (unsigned long long)(res->duration_us / 1000));
   ship_end(r->ship, pr);
   r->ship = NULL;
   r->done = 1;

@@ -299,7 +299,11 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
     return rc;
   rc = agent_link_open(s);
   if (rc < 0) {
-    snprintf(err, errlen, "--coordinator '%s': %s", s->coordinator, rpc_strerror(rc));
+    if (rc == RPC_E_INVAL)
+      snprintf(err, errlen, "--coordinator '%s': not an address: use HOST:PORT or unix:PATH",
+               s->coordinator);
+    else
+      snprintf(err, errlen, "--coordinator '%s': %s", s->coordinator, rpc_strerror(rc));
     return rc;
   }
   log_info("agent started", "coordinator=%s name=%s slots=%u state_dir=%s node=%s", s->coordinator,

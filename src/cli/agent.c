@@ -45,10 +45,10 @@ static const struct cfg_opt agent_opts_table[] = {
     {"name", 0, CFG_STRING, offsetof(struct agent_opts, name), NULL, NULL, 0, 0, "NAME",
      "the node's name (default: the host name)"},
     {"label", 0, CFG_LIST, offsetof(struct agent_opts, labels), NULL, NULL, 0, 0, "K=V",
-     "a node label that jobs' --constraint can ask for (repeatable)"},
+     "a node label that jobs' --constraint can ask for"},
     {"state-dir", 0, CFG_STRING, offsetof(struct agent_opts, state_dir), NULL, NULL, 0, 0, "DIR",
-     "identity, attempt records, undelivered results and spooled output (default: "
-     "/var/lib/drover/agent as root, else ./drover-agent)"},
+     "identity and undelivered output (default: /var/lib/drover/agent as root, else "
+     "./drover-agent)"},
     {"jobs-dir", 0, CFG_STRING, offsetof(struct agent_opts, jobs_dir), NULL, NULL, 0, 0, "DIR",
      "run the job files dropped into DIR (stand-alone, no coordinator)"},
     {"slots", 0, CFG_INT, offsetof(struct agent_opts, slots), NULL, NULL, 1, 1024, "N",
@@ -65,7 +65,7 @@ static const struct cfg_opt agent_opts_table[] = {
      "20ms", NULL, 0, 0, "D", "... or D after the batch's first line"},
     {"spool-max", 0, CFG_SIZE, offsetof(struct agent_opts, spool_max), "1G", NULL, 0, 0, "SIZE",
      "output kept on disk while the coordinator is slow or away; past it lines are dropped "
-     "(and counted)"},
+     "(and counted); 0: no spool"},
     {"busy-cpu", 0, CFG_INT, offsetof(struct agent_opts, busy_cpu), "90", NULL, 1, 100, "PERCENT",
      "above this CPU use the node says busy: no new jobs"},
     {"busy-mem", 0, CFG_INT, offsetof(struct agent_opts, busy_mem), "90", NULL, 1, 100, "PERCENT",

@@ -17,7 +17,11 @@
  * attempts stopped; results a previous life had not delivered are delivered.
  *
  * Nothing here is process-global: several sessions (or a coordinator) may
- * share one loop. Runs on the loop's thread only. */
+ * share one loop. Runs on the loop's thread only. The process must ignore
+ * SIGPIPE (a job that closes its stdin makes the write to it fail with
+ * EPIPE, not kill the agent), should be a child subreaper
+ * (exec_become_subreaper) and must call exec_loop_done before closing the
+ * loop, as for any loop that runs jobs (exec.h). */
 #ifndef DROVER_AGENT_SESSION_H
 #define DROVER_AGENT_SESSION_H
 

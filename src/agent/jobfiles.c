@@ -482,30 +482,17 @@ static void marker_drop(struct jobfiles *f, const char *file, const char *dir, c
   free(side);
 }
 
-void jobfiles_attempt_read(struct jobfiles *f, const char *file, struct jobfiles_attempt *a)
+void jobfiles_attempt_read(struct jobfiles *f, const char *file, struct core_attempt *a)
 {
-  char buf[128], boot[PROC_BOOT_ID_LEN + 1];
-  unsigned long long start;
-  memset(a, 0, sizeof(*a));
+  char buf[128];
   marker_get(f, file, &attempt_marker, buf, sizeof(buf));
-  a->n = (unsigned)strtoul(buf, NULL, 10);
-  if (sscanf(buf, "%*u %d %llu %36s", &a->pgid, &start, boot) == 3 && a->pgid > 1 &&
-      strlen(boot) == PROC_BOOT_ID_LEN) {
-    a->start = start;
-    memcpy(a->boot, boot, sizeof(boot));
-  } else {
-    a->pgid = 0;
-  }
+  core_attempt_parse(buf, a);
 }
 
-int jobfiles_attempt_write(struct jobfiles *f, const char *file, const struct jobfiles_attempt *a)
+int jobfiles_attempt_write(struct jobfiles *f, const char *file, const struct core_attempt *a)
 {
   char text[128];
-  if (a->pgid > 0)
-    snprintf(text, sizeof(text), "%u %d %llu %s", a->n, a->pgid, (unsigned long long)a->start,
-             a->boot);
-  else
-    snprintf(text, sizeof(text), "%u", a->n);
+  core_attempt_format(a, text, sizeof(text));
   return marker_set(f, file, &attempt_marker, text);
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "agent/core.h"
 #include "base/proc.h"
 #include "base/util.h"
 
@@ -102,17 +103,11 @@ int jobfiles_write_fast(const char *dir, const char *name, const char *data, siz
 
 /* The attempt marker of a file in running/: how many times the job was
  * started and, once the last attempt's process exists, what identifies its
- * process group after a restart (pgid 0: not known). */
-struct jobfiles_attempt {
-  unsigned n;
-  int pgid;                        /* the job's process (its own group's leader) */
-  uint64_t start;                  /* its start time, clock ticks after boot */
-  char boot[PROC_BOOT_ID_LEN + 1]; /* the boot it ran in */
-};
-/* Reads the marker of running/file (all zero when there is none). */
-void jobfiles_attempt_read(struct jobfiles *f, const char *file, struct jobfiles_attempt *a);
+ * process group after a restart (core.h; pgid 0: not known). Reads it (all
+ * zero when there is none). */
+void jobfiles_attempt_read(struct jobfiles *f, const char *file, struct core_attempt *a);
 /* Sets it (a->pgid 0: the attempt number alone); returns 0 or -errno. */
-int jobfiles_attempt_write(struct jobfiles *f, const char *file, const struct jobfiles_attempt *a);
+int jobfiles_attempt_write(struct jobfiles *f, const char *file, const struct core_attempt *a);
 /* Drops the attempt and read markers of running/file. */
 void jobfiles_attempt_clear(struct jobfiles *f, const char *file);
 

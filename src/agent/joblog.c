@@ -243,6 +243,20 @@ void joblog_line(struct joblog *l, struct joblog_clock *c, enum job_stream s, in
   append_line(l, c, s, ts_us, data, len, elen);
 }
 
+static void sink_line(void *impl, enum job_stream s, int64_t ts_us, const char *data, size_t len,
+                      unsigned flags)
+{
+  struct joblog *l = impl;
+  joblog_line(l, l->clock, s, ts_us, data, len);
+}
+
+void joblog_sink(struct joblog *l, struct joblog_clock *c, struct core_sink *out)
+{
+  l->clock = c;
+  out->line = sink_line;
+  out->impl = l;
+}
+
 void joblog_sys(struct joblog *l, struct joblog_clock *c, const char *fmt, ...)
 {
   char buf[512];

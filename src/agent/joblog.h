@@ -1,4 +1,5 @@
-/* joblog.h - the buffered per-job log file DIR/logs/<id>.log.
+/* joblog.h - the buffered per-job log file DIR/logs/<id>.log: the jobs
+ * folder's sink for a job's output (core.h).
  *
  * One line per output line of the job:
  *   "<time> <stream> <text>\n"
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/core.h"
 #include "job/result.h"
 
 #define JOBLOG_BUF_CAP  (64 * 1024) /* flush a job's log at this size ... */
@@ -38,9 +40,10 @@ void joblog_clock_init(struct joblog_clock *c);
  * failed log does nothing. */
 struct joblog {
   int fd;
-  int failed;     /* a write failed: said once, the rest is dropped */
-  const char *id; /* the job id for messages (not owned) */
-  char *buf;      /* JOBLOG_BUF_CAP bytes while open */
+  struct joblog_clock *clock; /* joblog_sink's (not owned) */
+  int failed;                 /* a write failed: said once, the rest is dropped */
+  const char *id;             /* the job id for messages (not owned) */
+  char *buf;                  /* JOBLOG_BUF_CAP bytes while open */
   size_t len;
   uint64_t size;     /* the file's size once the buffer is written */
   uint64_t max_size; /* out and err lines past it are dropped ... */
@@ -66,6 +69,10 @@ void joblog_line(struct joblog *l, struct joblog_clock *c, enum job_stream s, in
 /* Appends a "sys" line stamped now (truncated to 511 bytes). */
 void joblog_sys(struct joblog *l, struct joblog_clock *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Makes *out a core sink (core.h) that appends each line to l with the time
+ * stamps of c (which must outlive the sink's use): the file implementation
+ * of the agent core's per-job sink. */
+void joblog_sink(struct joblog *l, struct joblog_clock *c, struct core_sink *out);
 /* Writes what is buffered. */
 void joblog_flush(struct joblog *l);
 /* Closes the file and frees the buffer WITHOUT flushing (call joblog_flush

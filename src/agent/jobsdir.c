@@ -1,9 +1,10 @@
 /* jobsdir.c - the stand-alone agent's flow: scan DIR, claim job files, run
- * them through the pool, finish them (result, then the file moves on).
+ * them through the agent core, finish them (result, then the file moves on).
  *
  * The files themselves are handled by jobfiles.c (claims, moves, attempt
  * markers, results), status files by jobstatus.c and each job's log by
- * joblog.c; this file decides what happens when, and owns the loop handles. */
+ * joblog.c (the jobs' sink); core.c runs the jobs. This file decides what
+ * happens when, and owns the folder's loop handles. */
 #include "agent/jobsdir.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/core.h"
 #include "agent/jobfiles.h"
 #include "agent/joblog.h"
 #include "agent/jobstatus.h"
@@ -20,7 +22,6 @@
 #include "base/proc.h"
 #include "base/smap.h"
 #include "base/util.h"
-#include "exec/pool.h"
 #include "job/job.h"
 #include "job/result.h"
 
@@ -40,6 +41,7 @@ enum track_state { T_QUEUED, T_RUNNING };
 
 /* One claimed job, from claim to result. */
 struct track {
+  struct core_job cj; /* first: a core job is its track */
   char id[129];
   char *file; /* name in DIR (and in running/) */
   enum track_state state;
@@ -71,18 +73,15 @@ struct jobsdir {
   unsigned slots;
   uint64_t shutdown_timeout_ms;
   uint64_t max_job_size, max_log_size;
-  char boot_id[PROC_BOOT_ID_LEN + 1]; /* "" when unknown */
 
-  struct pool *pool;
+  struct agent_core *core;
   struct smap tracks; /* id -> struct track */
   struct smap idem;   /* idempotency key -> id of the succeeded job (char *) */
   struct track *list;
-  const struct job *last_job; /* on_line cache: the pool's job pointer ... */
-  struct track *last_track;   /* ... and its track */
-  struct joblog_clock clock;  /* time stamp text, shared by all job logs */
+  struct joblog_clock clock; /* time stamp text, shared by all job logs */
 
   uv_fs_event_t dir_ev, cancel_ev;
-  uv_timer_t scan_timer, flush_timer, shutdown_timer, done_timer, poll_timer, retry_timer;
+  uv_timer_t scan_timer, flush_timer, poll_timer, retry_timer;
   int64_t last_scan_ms;
   int watching;
   int busy_skipped; /* a file waits for a same-named one to leave running/ */
@@ -94,7 +93,7 @@ struct jobsdir {
   unsigned failing;
   uint64_t retry_ms;
 
-  int started, shutting; /* shutting: 0 no, 1 waiting, 2 cancelling, 3 killing */
+  int started, shutting; /* shutting: the core's phase once it shuts down */
   jobsdir_shutdown_cb shutdown_cb;
   void *shutdown_ud;
   int closing; /* handles left to close in jobsdir_close */
@@ -104,7 +103,7 @@ struct jobsdir {
 
 static void scan_jobs(struct jobsdir *jd);
 static void scan_cancels(struct jobsdir *jd);
-static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_attempt *prev);
+static void admit(struct jobsdir *jd, const char *file, const struct core_attempt *prev);
 static void complete_unrun(struct jobsdir *jd, const char *file, struct job *j, enum job_status st,
                            const char *error, json_t *extra);
 static void check_idle(struct jobsdir *jd);
@@ -125,6 +124,9 @@ static struct track *track_new(struct jobsdir *jd, const struct job *j, const ch
   snprintf(t->id, sizeof(t->id), "%s", j->id);
   t->file = xstrdup(file);
   t->attempt = j->attempt;
+  memcpy(t->cj.id, t->id, sizeof(t->cj.id));
+  t->cj.attempt = t->attempt;
+  t->cj.stdin_fd = -1;
   joblog_init(&t->log);
   t->progress.percent = -1;
   t->next = jd->list;
@@ -144,24 +146,10 @@ static void track_free(struct jobsdir *jd, struct track *t)
     jd->list = t->next;
   if (t->next)
     t->next->prev = t->prev;
-  if (jd->last_track == t) {
-    jd->last_track = NULL;
-    jd->last_job = NULL;
-  }
   joblog_release(&t->log);
   free(t->file);
   progress_clear(&t->progress);
   free(t);
-}
-
-static struct track *track_of(struct jobsdir *jd, const struct job *j)
-{
-  if (j == jd->last_job && jd->last_track)
-    return jd->last_track;
-  struct track *t = smap_get(&jd->tracks, j->id);
-  jd->last_job = j;
-  jd->last_track = t;
-  return t;
 }
 
 static void write_status(struct jobsdir *jd, struct track *t)
@@ -266,7 +254,7 @@ static void scan_cancels(struct jobsdir *jd)
       t->cancel_reason = "cancel file";
       unlink(cpath);
       /* May complete the job (and free t) before it returns. */
-      pool_cancel(jd->pool, id, UINT64_MAX);
+      core_cancel(jd->core, &t->cj, UINT64_MAX);
     } else if (jobfiles_has_result(&jd->files, id)) {
       log_info("cancel file for a finished job removed", "job=%s", id);
       unlink(cpath);
@@ -292,7 +280,7 @@ static void recover(struct jobsdir *jd)
       jobfiles_fail(&jd->files, file, why);
       continue;
     }
-    struct jobfiles_attempt prev;
+    struct core_attempt prev;
     jobfiles_attempt_read(&jd->files, file, &prev);
     log_warn("recovering job file left by a previous agent", "file=%s attempts_started=%u", file,
              prev.n);
@@ -320,42 +308,19 @@ static void recover(struct jobsdir *jd)
 
 /* ---- claim ---- */
 
-/* Before an unfinished attempt runs again, what is left of it is killed:
- * its process group, identified by the leader's pid and start time and this
- * boot (a pid alone may have been given to another process since). Returns
- * 0, or -1 when processes of it are still alive after LEFTOVER_WAIT_MS. */
-static int kill_leftovers(struct jobsdir *jd, const struct job *j, const char *file,
-                          const struct jobfiles_attempt *prev, int *killed)
+/* Before an unfinished attempt runs again, what is left of it is killed
+ * (core_attempt_kill). Returns 0, or -1 when processes of it are still alive
+ * after LEFTOVER_WAIT_MS. */
+static int kill_leftovers(const struct job *j, const struct core_attempt *prev, int *killed)
 {
-  *killed = 0;
-  if (prev->pgid <= 0)
-    return 0;
-  if (!jd->boot_id[0] || strcmp(prev->boot, jd->boot_id) != 0) {
-    log_info("previous attempt ran before a reboot: nothing of it is left", "job=%s file=%s", j->id,
-             file);
-    return 0;
-  }
-  char *entry = xasprintf("DROVER_JOB_ID=%s", j->id);
-  int rc = proc_group_kill(prev->pgid, prev->start, entry, LEFTOVER_WAIT_MS);
-  free(entry);
-  if (rc > 0) {
-    log_warn("killed what was left of the previous attempt",
-             "job=%s attempt=%u pgid=%d processes=%d", j->id, prev->n, prev->pgid, rc);
-    *killed = rc;
-  } else if (rc == -ETIMEDOUT) {
-    log_error("processes of the previous attempt are still alive after SIGKILL", "job=%s pgid=%d",
-              j->id, prev->pgid);
-    return -1;
-  } else if (rc < 0) {
-    log_warn("cannot look for processes of the previous attempt", "job=%s pgid=%d error=%s", j->id,
-             prev->pgid, strerror(-rc));
-  }
-  return 0;
+  int rc = core_attempt_kill(j->id, prev, LEFTOVER_WAIT_MS);
+  *killed = rc > 0 ? rc : 0;
+  return rc == -ETIMEDOUT ? -1 : 0;
 }
 
-/* Takes the file running/<file> (already claimed) into the pool. prev is the
+/* Takes the file running/<file> (already claimed) into the core. prev is the
  * attempt marker a previous agent left (NULL for a file claimed now). */
-static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_attempt *prev)
+static void admit(struct jobsdir *jd, const char *file, const struct core_attempt *prev)
 {
   struct job j;
   struct job_error err;
@@ -392,7 +357,7 @@ static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_at
     return;
   }
   int killed = 0;
-  if (prev && kill_leftovers(jd, &j, file, prev, &killed) < 0) {
+  if (prev && kill_leftovers(&j, prev, &killed) < 0) {
     j.attempt = prev->n;
     snprintf(buf, sizeof(buf),
              "processes of attempt %u (process group %d) were still alive %d ms after SIGKILL; "
@@ -435,12 +400,12 @@ static void admit(struct jobsdir *jd, const char *file, const struct jobfiles_at
   struct track *t = track_new(jd, &j, file);
   t->leftovers_killed = killed;
   jobstatus_queued(&jd->files, t->id, t->file, t->attempt);
-  /* The pool takes j; it may call on_start or even on_done before returning,
+  /* The core takes j; it may call started or even done before returning,
    * so t must not be used after this. */
-  pool_submit(jd->pool, &j);
+  core_submit(jd->core, &t->cj, &j);
 }
 
-/* ---- run: the pool's callbacks while a job runs ---- */
+/* ---- run: the core's callbacks while a job runs ---- */
 
 static void flush_cb(uv_timer_t *h)
 {
@@ -461,42 +426,33 @@ static void flush_cb(uv_timer_t *h)
 /* The attempt marker is written here, before the process is made: after a
  * crash, a job with a marker may have run (part of) its work, one without
  * has not. */
-static void on_before_start(struct pool *p, void *ud, const struct job *j)
+static void on_before_start(struct agent_core *c, void *ud, struct core_job *cj)
 {
   struct jobsdir *jd = ud;
-  struct track *t = smap_get(&jd->tracks, j->id);
-  if (!t)
-    return;
-  struct jobfiles_attempt a = {.n = t->attempt};
+  struct track *t = (struct track *)cj;
+  struct core_attempt a = {.n = t->attempt};
   if (jobfiles_attempt_write(&jd->files, t->file, &a) < 0)
     log_warn("cannot write attempt marker", "file=%s", t->file);
 }
 
-static void on_start(struct pool *p, void *ud, struct exec *e, const struct job *j)
+static void on_start(struct agent_core *c, void *ud, struct core_job *cj,
+                     const struct core_attempt *a)
 {
   struct jobsdir *jd = ud;
-  struct track *t = smap_get(&jd->tracks, j->id);
-  if (!t)
-    return;
+  struct track *t = (struct track *)cj;
   t->state = T_RUNNING;
-  /* The process exists now (it is its own group's leader): its pid, start
-   * time and this boot's id go next to the attempt number, so that a
-   * restart can kill what is left of this attempt and never a process that
-   * got the pid later. */
-  int pid = e ? exec_pid(e) : 0;
-  struct proc_stat st;
-  if (pid > 0 && jd->boot_id[0] && proc_stat_read(pid, &st) == 0) {
-    struct jobfiles_attempt a = {.n = t->attempt, .pgid = pid, .start = st.start};
-    memcpy(a.boot, jd->boot_id, sizeof(a.boot));
-    if (jobfiles_attempt_write(&jd->files, t->file, &a) < 0)
-      log_warn("cannot write attempt marker", "file=%s", t->file);
-  }
+  /* The process exists now: what identifies it after a restart goes next
+   * to the attempt number. */
+  if (a->pgid > 0 && jobfiles_attempt_write(&jd->files, t->file, a) < 0)
+    log_warn("cannot write attempt marker", "file=%s", t->file);
+  int pid = cj->pid;
 
   char *lpath = xasprintf("%s/%s.log", jd->files.logs, t->id);
   int rc = joblog_open(&t->log, lpath, t->id, jd->max_log_size);
   if (rc < 0)
     log_error("cannot open job log", "path=%s error=%s", lpath, strerror(-rc));
   free(lpath);
+  joblog_sink(&t->log, &jd->clock, &t->cj.sink);
   if (t->attempt > 1)
     joblog_sys(&t->log, &jd->clock, "attempt %u (the agent restarted while attempt %u was running)",
                t->attempt, t->attempt - 1);
@@ -512,22 +468,10 @@ static void on_start(struct pool *p, void *ud, struct exec *e, const struct job 
     uv_timer_start(&jd->flush_timer, flush_cb, JOBLOG_FLUSH_MS, JOBLOG_FLUSH_MS);
 }
 
-static void on_line(struct pool *p, void *ud, const struct job *j, enum job_stream s, int64_t ts_us,
-                    const char *data, size_t len, int partial)
-{
-  struct jobsdir *jd = ud;
-  struct track *t = track_of(jd, j);
-  if (t)
-    joblog_line(&t->log, &jd->clock, s, ts_us, data, len);
-}
-
-static void on_progress(struct pool *p, void *ud, const struct job *j,
+static void on_progress(struct agent_core *c, void *ud, struct core_job *cj,
                         const struct job_progress *pr)
 {
-  struct jobsdir *jd = ud;
-  struct track *t = track_of(jd, j);
-  if (!t)
-    return;
+  struct track *t = (struct track *)cj;
   progress_clear(&t->progress);
   t->progress.percent = pr->percent;
   t->progress.stage = pr->stage ? xstrdup(pr->stage) : NULL;
@@ -547,6 +491,13 @@ static void finishing_free(struct finishing *w)
   free(w->file);
   free(w->doc);
   free(w);
+}
+
+/* A result written, or given up: shutdown no longer waits for it. */
+static void finishing_done(struct jobsdir *jd, struct finishing *w)
+{
+  finishing_free(w);
+  core_unhold(jd->core);
 }
 
 /* Writes every result that waits for a retry. */
@@ -604,12 +555,11 @@ static void finished_cb(void *ud, int rc)
       jd->busy_skipped = 1; /* scan now */
     }
   }
-  finishing_free(w);
+  finishing_done(jd, w);
   if (jd->busy_skipped && !jd->shutting && !jd->failing) {
     jd->busy_skipped = 0;
     scan_jobs(jd);
   }
-  check_idle(jd);
 }
 
 static void write_result(struct jobsdir *jd, struct finishing *w)
@@ -644,6 +594,7 @@ static void complete(struct jobsdir *jd, const char *file, const struct job *j,
   w->len = len;
   w->succeeded = r->status == JOB_SUCCEEDED;
   w->attempt = r->attempt;
+  core_hold(jd->core);
   write_result(jd, w);
 
   /* Indexed at once: a job with the same key claimed while the result is
@@ -691,12 +642,11 @@ static void describe_end(char *buf, size_t len, const struct job_result *r)
   }
 }
 
-static void on_done(struct pool *p, void *ud, const struct job *j, const struct job_result *r)
+static void on_done(struct agent_core *c, void *ud, struct core_job *cj, const struct job *j,
+                    const struct job_result *r)
 {
   struct jobsdir *jd = ud;
-  struct track *t = smap_get(&jd->tracks, j->id);
-  if (!t)
-    return;
+  struct track *t = (struct track *)cj;
   if (t->returning && t->state == T_QUEUED) {
     /* Shutdown: the job never started; its file goes back for the next agent. */
     char *back = jobfiles_return(&jd->files, t->file);
@@ -708,7 +658,6 @@ static void on_done(struct pool *p, void *ud, const struct job *j, const struct 
     free(back);
     jobstatus_remove(&jd->files, t->id);
     track_free(jd, t);
-    check_idle(jd);
     return;
   }
 
@@ -740,14 +689,14 @@ static void on_done(struct pool *p, void *ud, const struct job *j, const struct 
   track_free(jd, t);
   complete(jd, file, j, &rr, extra);
   free(file);
-  check_idle(jd);
 }
 
 /* ---- shutdown ---- */
 
-static void done_timer_cb(uv_timer_t *h)
+/* The core has no job left and no result is being written or waits to be. */
+static void core_idle(struct agent_core *c, void *ud)
 {
-  struct jobsdir *jd = h->data;
+  struct jobsdir *jd = ud;
   jobstatus_tidy(&jd->files);
   if (jd->shutdown_cb) {
     jobsdir_shutdown_cb cb = jd->shutdown_cb;
@@ -769,48 +718,26 @@ static void abandon_unwritten(struct jobsdir *jd)
               "at the next start",
               "job=%s file=%s", w->id, w->file);
     jd->failing--;
-    finishing_free(w);
+    finishing_done(jd, w);
   }
 }
 
+/* Results are retried until --shutdown-timeout or a second signal. */
 static void check_idle(struct jobsdir *jd)
 {
-  if (!jd->shutting || jd->tracks.n || jd->writing || !jd->shutdown_cb)
-    return;
-  if (jd->unwritten) {
-    if (jd->shutting < 2)
-      return; /* retrying, until --shutdown-timeout or a second signal */
+  if (jd->shutting && jd->unwritten && core_shutdown_phase(jd->core) >= 2)
     abandon_unwritten(jd);
-  }
-  /* The callback runs from its own loop turn: it may free jd, which must not
-   * happen inside a pool callback. */
-  uv_timer_start(&jd->done_timer, done_timer_cb, 0, 0);
 }
 
-static void cancel_running(struct jobsdir *jd, uint64_t grace_ms)
+static void on_phase(struct agent_core *c, void *ud, int phase)
 {
-  size_t n = 0, cap = jd->tracks.n;
-  char **ids = xcalloc(cap ? cap : 1, sizeof(char *));
-  for (struct track *t = jd->list; t && n < cap; t = t->next) {
+  check_idle(ud);
+}
+
+static void cancel_running(struct jobsdir *jd)
+{
+  for (struct track *t = jd->list; t; t = t->next)
     t->cancel_reason = "agent shutdown";
-    ids[n++] = xstrdup(t->id);
-  }
-  /* Ids, not tracks: a cancel may complete (and free) a track at once. */
-  for (size_t i = 0; i < n; i++) {
-    pool_cancel(jd->pool, ids[i], grace_ms);
-    free(ids[i]);
-  }
-  free(ids);
-}
-
-static void shutdown_timer_cb(uv_timer_t *h)
-{
-  struct jobsdir *jd = h->data;
-  if (jd->shutting < 2)
-    jd->shutting = 2;
-  log_warn("shutdown timeout: cancelling running jobs", "running=%zu", jd->tracks.n);
-  cancel_running(jd, UINT64_MAX);
-  check_idle(jd);
 }
 
 /* Queued jobs are cancelled with their returning flag set: on_done then puts
@@ -825,8 +752,11 @@ static void return_queued(struct jobsdir *jd)
       ids[n++] = xstrdup(t->id);
     }
   }
+  /* Ids, not tracks: a cancel completes (and frees) a queued track at once. */
   for (size_t i = 0; i < n; i++) {
-    pool_cancel(jd->pool, ids[i], 0);
+    struct track *t = smap_get(&jd->tracks, ids[i]);
+    if (t)
+      core_cancel(jd->core, &t->cj, 0);
     free(ids[i]);
   }
   free(ids);
@@ -844,28 +774,17 @@ void jobsdir_shutdown(struct jobsdir *jd, jobsdir_shutdown_cb cb, void *ud)
     }
     uv_timer_stop(&jd->scan_timer);
     uv_timer_stop(&jd->poll_timer);
-    if (jd->pool) {
-      pool_pause(jd->pool, 1);
+    if (jd->core)
       return_queued(jd);
-    }
     log_info("shutting down", "running=%zu timeout_ms=%llu", jd->tracks.n,
              (unsigned long long)jd->shutdown_timeout_ms);
-    if (jd->tracks.n || jd->failing)
-      uv_timer_start(&jd->shutdown_timer, shutdown_timer_cb, jd->shutdown_timeout_ms, 0);
-    check_idle(jd);
-    return;
   }
-  uv_timer_stop(&jd->shutdown_timer);
-  if (jd->shutting == 1) {
-    jd->shutting = 2;
-    log_warn("second signal: cancelling running jobs", "running=%zu", jd->tracks.n);
-    cancel_running(jd, UINT64_MAX);
-  } else {
-    jd->shutting = 3;
-    log_warn("killing running jobs", "running=%zu", jd->tracks.n);
-    cancel_running(jd, 0);
-  }
-  check_idle(jd);
+  /* Whatever the core cancels from here on is cancelled by the shutdown. */
+  cancel_running(jd);
+  if (jd->core)
+    core_shutdown(jd->core, core_idle, jd);
+  else
+    core_idle(NULL, jd);
 }
 
 /* ---- lifecycle ---- */
@@ -876,21 +795,14 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->loop = loop;
   jobfiles_init(&jd->files, opts->dir);
   jd->slots = opts->slots;
-  if (!jd->slots) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    jd->slots = n > 0 ? (unsigned)n : 1;
-  }
   jd->shutdown_timeout_ms = opts->shutdown_timeout_ms;
   jd->max_job_size = opts->max_job_size ? opts->max_job_size : JOBSDIR_DEFAULT_MAX_JOB_SIZE;
   jd->max_log_size = opts->max_log_size;
   jd->retry_ms = RETRY_FIRST_MS;
-  if (proc_boot_id(jd->boot_id, sizeof(jd->boot_id)) < 0)
-    jd->boot_id[0] = '\0'; /* no /proc: attempts are not tracked by process */
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
   joblog_clock_init(&jd->clock);
-  uv_timer_t *timers[] = {&jd->scan_timer, &jd->flush_timer, &jd->shutdown_timer,
-                          &jd->done_timer, &jd->poll_timer,  &jd->retry_timer};
+  uv_timer_t *timers[] = {&jd->scan_timer, &jd->flush_timer, &jd->poll_timer, &jd->retry_timer};
   for (size_t i = 0; i < ARRAY_SIZE(timers); i++) {
     uv_timer_init(loop, timers[i]);
     timers[i]->data = jd;
@@ -918,9 +830,10 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   }
   jd->watching = 1;
 
-  static const struct pool_ops ops = {on_before_start, on_start, on_line, on_progress, on_done};
-  struct exec_opts eo = {0};
-  jd->pool = pool_new(jd->loop, jd->slots, &eo, &ops, jd);
+  static const struct core_ops ops = {on_before_start, on_start, on_progress, on_done, on_phase};
+  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms};
+  jd->core = core_new(jd->loop, &co, &ops, jd);
+  jd->slots = core_slots(jd->core);
   jd->started = 1;
   log_info("agent started", "dir=%s slots=%u", jd->files.dir, jd->slots);
   jobfiles_load_index(&jd->files, &jd->idem);
@@ -941,9 +854,8 @@ static void free_str(void *p)
   free(p);
 }
 
-static void close_cb(uv_handle_t *h)
+static void closed(struct jobsdir *jd)
 {
-  struct jobsdir *jd = h->data;
   if (--jd->closing > 0)
     return;
   jobsdir_close_cb cb = jd->close_cb;
@@ -956,6 +868,16 @@ static void close_cb(uv_handle_t *h)
     cb(ud);
 }
 
+static void close_cb(uv_handle_t *h)
+{
+  closed(h->data);
+}
+
+static void core_closed(void *ud)
+{
+  closed(ud);
+}
+
 void jobsdir_close(struct jobsdir *jd, jobsdir_close_cb cb, void *ud)
 {
   while (jd->list) /* only when closed without a shutdown; normally empty */
@@ -965,16 +887,15 @@ void jobsdir_close(struct jobsdir *jd, jobsdir_close_cb cb, void *ud)
     jd->unwritten = w->next;
     finishing_free(w);
   }
-  if (jd->pool)
-    pool_free(jd->pool);
-  jd->pool = NULL;
   jd->close_cb = cb;
   jd->close_ud = ud;
   uv_handle_t *hs[] = {(uv_handle_t *)&jd->dir_ev,     (uv_handle_t *)&jd->cancel_ev,
                        (uv_handle_t *)&jd->scan_timer, (uv_handle_t *)&jd->flush_timer,
-                       (uv_handle_t *)&jd->poll_timer, (uv_handle_t *)&jd->shutdown_timer,
-                       (uv_handle_t *)&jd->done_timer, (uv_handle_t *)&jd->retry_timer};
-  jd->closing = (int)ARRAY_SIZE(hs);
+                       (uv_handle_t *)&jd->poll_timer, (uv_handle_t *)&jd->retry_timer};
+  jd->closing = (int)ARRAY_SIZE(hs) + (jd->core ? 1 : 0);
   for (size_t i = 0; i < ARRAY_SIZE(hs); i++)
     uv_close(hs[i], close_cb);
+  if (jd->core)
+    core_close(jd->core, core_closed, jd);
+  jd->core = NULL;
 }

@@ -109,7 +109,7 @@ static int fsync_parent(const char *path)
   return err;
 }
 
-static int write_whole(const char *path, const void *data, size_t len, int sync)
+static int write_whole(const char *path, const void *data, size_t len, int sync, unsigned mode)
 {
   const char *p = data;
   char *tmp = NULL;
@@ -122,7 +122,7 @@ static int write_whole(const char *path, const void *data, size_t len, int sync)
   for (int tries = 0; fd < 0 && tries < 100; tries++) {
     free(tmp);
     tmp = xasprintf("%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&write_seq, 1));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0 && errno != EEXIST) {
       err = -errno;
       goto out;
@@ -164,12 +164,17 @@ out:
 
 int write_file_atomic(const char *path, const void *data, size_t len)
 {
-  return write_whole(path, data, len, 1);
+  return write_whole(path, data, len, 1, 0644);
+}
+
+int write_file_atomic_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
+  return write_whole(path, data, len, 1, mode);
 }
 
 int write_file_replace(const char *path, const void *data, size_t len)
 {
-  return write_whole(path, data, len, 0);
+  return write_whole(path, data, len, 0, 0644);
 }
 
 int write_tmp_name(const char *name)

@@ -32,6 +32,9 @@ void fmt_time_us(char *buf, size_t len, int64_t us);
  * written through), fdatasync, rename, fsync of the folder (the rename is
  * durable on return). Thread-safe. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len);
+/* The same with the file created with `mode` (before the umask) instead of
+ * 0644: for secrets (0600), which must never be readable, even briefly. */
+int write_file_atomic_mode(const char *path, const void *data, size_t len, unsigned mode);
 /* The same without the fdatasync and the folder's fsync: readers never see
  * half a file, but a power cut may lose the new content. For small files
  * rewritten often. */

@@ -1,5 +1,7 @@
-/* agent.c - `drover agent`: for now the stand-alone agent over a jobs directory
- * (src/agent/jobsdir.c); signals turn into a graceful shutdown. */
+/* agent.c - `drover agent`: the networked agent of a coordinator
+ * (--coordinator, src/agent/session.c) or the stand-alone agent over a jobs
+ * directory (--jobs-dir, src/agent/jobsdir.c); signals turn into a graceful
+ * shutdown. */
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -8,6 +10,8 @@
 #include <uv.h>
 
 #include "agent/jobsdir.h"
+#include "agent/session.h"
+#include "agent/ship.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -16,15 +20,35 @@
 
 struct agent_opts {
   struct cfg_common common;
+  char *coordinator;
+  char *token;
+  char *name;
+  struct cfg_list labels;
+  char *state_dir;
   char *jobs_dir;
   long slots;
   uint64_t shutdown_timeout_ms;
   uint64_t max_job_size;
   uint64_t max_log_size;
+  long log_batch_lines;
+  uint64_t log_batch_interval_ms;
+  uint64_t spool_max;
+  long busy_cpu, busy_mem;
 };
 
 static const struct cfg_opt agent_opts_table[] = {
     CFG_COMMON_OPTS(struct agent_opts),
+    {"coordinator", 0, CFG_STRING, offsetof(struct agent_opts, coordinator), NULL, NULL, 0, 0,
+     "ADDR", "run the jobs of the coordinator at ADDR (HOST:PORT or unix:PATH)"},
+    {"token", 0, CFG_STRING, offsetof(struct agent_opts, token), NULL, NULL, 0, 0, "T",
+     "registration token from 'drover token create' (first start only)"},
+    {"name", 0, CFG_STRING, offsetof(struct agent_opts, name), NULL, NULL, 0, 0, "NAME",
+     "the node's name (default: the host name)"},
+    {"label", 0, CFG_LIST, offsetof(struct agent_opts, labels), NULL, NULL, 0, 0, "K=V",
+     "a node label that jobs' --constraint can ask for"},
+    {"state-dir", 0, CFG_STRING, offsetof(struct agent_opts, state_dir), NULL, NULL, 0, 0, "DIR",
+     "identity and undelivered output (default: /var/lib/drover/agent as root, else "
+     "./drover-agent)"},
     {"jobs-dir", 0, CFG_STRING, offsetof(struct agent_opts, jobs_dir), NULL, NULL, 0, 0, "DIR",
      "run the job files dropped into DIR (stand-alone, no coordinator)"},
     {"slots", 0, CFG_INT, offsetof(struct agent_opts, slots), NULL, NULL, 1, 1024, "N",
@@ -34,18 +58,39 @@ static const struct cfg_opt agent_opts_table[] = {
     {"max-job-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_job_size), "1M", NULL, 0, 0,
      "SIZE", "refuse job files bigger than SIZE (to failed/, with an error)"},
     {"max-log-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_log_size), "1G", NULL, 0, 0,
-     "SIZE", "per job log; output lines past it are only counted (0: no limit)"},
+     "SIZE", "--jobs-dir: per job log; output lines past it are only counted (0: no limit)"},
+    {"log-batch-lines", 0, CFG_INT, offsetof(struct agent_opts, log_batch_lines), "1000", NULL, 1,
+     100000, "N", "--coordinator: send a job's output in batches of at most N lines ..."},
+    {"log-batch-interval", 0, CFG_DURATION, offsetof(struct agent_opts, log_batch_interval_ms),
+     "20ms", NULL, 0, 0, "D", "... or D after the batch's first line"},
+    {"spool-max", 0, CFG_SIZE, offsetof(struct agent_opts, spool_max), "1G", NULL, 0, 0, "SIZE",
+     "output kept on disk while the coordinator is slow or away; past it lines are dropped "
+     "(and counted); 0: no spool"},
+    {"busy-cpu", 0, CFG_INT, offsetof(struct agent_opts, busy_cpu), "90", NULL, 1, 100, "PERCENT",
+     "above this CPU use the node says busy: no new jobs"},
+    {"busy-mem", 0, CFG_INT, offsetof(struct agent_opts, busy_mem), "90", NULL, 1, 100, "PERCENT",
+     "above this memory use the node says busy: no new jobs"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
 static const char agent_summary[] =
-    "runs jobs on this machine. With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
+    "runs jobs on this machine. With --coordinator ADDR it runs the jobs of a coordinator\n"
+    "(drover server): it registers with --token T the first time (from 'drover token create';\n"
+    "its identity is then kept in --state-dir), heartbeats, streams each job's output as it\n"
+    "comes and keeps it (memory, then --spool-max on disk) while the coordinator is away, and\n"
+    "reconnects. Capabilities it reports (cgroup.v1, cgroup.v2, ns.user, ns.pid, ns.net,\n"
+    "ns.mount, docker) describe the host: this version runs jobs in their own process group,\n"
+    "without cgroups or namespaces. --name and --label also come from DROVER_NAME and\n"
+    "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
+    "one command, not in a shared environment.\n"
+    "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
     "and writes DIR/results/<id>.json, DIR/logs/<id>.log and, while it runs, "
     "DIR/status/<id>.json;\n"
     "job files end in DIR/done/ or DIR/failed/; creating DIR/cancel/<id> cancels job <id>.\n"
     "Queued jobs go back to DIR on shutdown; a job left in DIR/running/ by a crash runs again.\n"
-    "SIGTERM, SIGINT, SIGHUP (or any other signal that would end it): stop taking files, let\n"
-    "running jobs finish up to --shutdown-timeout, cancel the rest, exit 0; a second signal\n"
+    "SIGTERM, SIGINT, SIGHUP (or any other signal that would end it): stop taking jobs, let\n"
+    "running jobs finish up to --shutdown-timeout, cancel the rest, deliver their results\n"
+    "(--coordinator: then say goodbye, the node shows 'down'), exit 0; a second signal\n"
     "cancels running jobs at once.";
 
 /* Every signal whose default action would end the agent and that can be
@@ -65,6 +110,8 @@ struct agent_ctx {
   uv_signal_t sig[MAX_SIGNALS];
   size_t nsig;
   struct jobsdir *jd;
+  struct agent_session *sess;
+  int code;
 };
 
 static void close_signals(struct agent_ctx *ctx)
@@ -83,6 +130,18 @@ static void on_shutdown(struct jobsdir *jd, void *ud)
   ctx->jd = NULL;
 }
 
+static void on_session_stopped(struct agent_session *s, int code, const char *msg, void *ud)
+{
+  struct agent_ctx *ctx = ud;
+  if (code < 0) {
+    fprintf(stderr, "error: %s\n", msg);
+    ctx->code = CLI_EXIT_ERROR;
+  }
+  close_signals(ctx);
+  agent_session_close(s, NULL, NULL);
+  ctx->sess = NULL;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
   struct agent_ctx *ctx = h->data;
@@ -90,6 +149,8 @@ static void on_signal(uv_signal_t *h, int signum)
   log_info("signal received", "signal=SIG%s", abbrev ? abbrev : "?");
   if (ctx->jd)
     jobsdir_shutdown(ctx->jd, on_shutdown, ctx);
+  if (ctx->sess)
+    agent_session_shutdown(ctx->sess);
 }
 
 static void watch_signals(uv_loop_t *loop, struct agent_ctx *ctx)
@@ -139,9 +200,16 @@ int cli_agent(int argc, char **argv)
                            "--max-job-size must be more than 0");
     goto out;
   }
-  if (!o.jobs_dir || !o.jobs_dir[0]) {
-    fprintf(stderr, "error: --jobs-dir is required: drover has no coordinator mode yet; "
-                    "run 'drover agent --jobs-dir DIR' (or set DROVER_JOBS_DIR)\n");
+  int remote = o.coordinator && o.coordinator[0];
+  if (remote && o.jobs_dir && o.jobs_dir[0]) {
+    fprintf(stderr, "error: --coordinator and --jobs-dir cannot be combined yet: run one agent "
+                    "for each\n");
+    code = CLI_EXIT_USAGE;
+    goto out;
+  }
+  if (!remote && (!o.jobs_dir || !o.jobs_dir[0])) {
+    fprintf(stderr, "error: say where jobs come from: --coordinator ADDR (a drover server) or "
+                    "--jobs-dir DIR (a folder)\n");
     code = CLI_EXIT_USAGE;
     goto out;
   }
@@ -156,25 +224,55 @@ int cli_agent(int argc, char **argv)
   uv_loop_init(&loop);
   struct agent_ctx ctx;
   memset(&ctx, 0, sizeof(ctx));
-  struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
-                            o.max_log_size};
-  ctx.jd = jobsdir_new(&loop, &jo);
   watch_signals(&loop, &ctx);
 
   char err[512];
-  if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
-    fprintf(stderr, "error: %s\n", err);
-    code = CLI_EXIT_ERROR;
-    close_signals(&ctx);
-    jobsdir_close(ctx.jd, NULL, NULL);
-    ctx.jd = NULL;
+  if (remote) {
+    struct agent_session_opts so = {
+        .coordinator = o.coordinator,
+        .token = o.token,
+        .name = o.name,
+        .labels = (const char *const *)o.labels.items,
+        .nlabels = o.labels.n,
+        .slots = (unsigned)o.slots,
+        .state_dir = o.state_dir,
+        .shutdown_timeout_ms = o.shutdown_timeout_ms,
+        .log_batch_lines = (unsigned)o.log_batch_lines,
+        .log_batch_interval_ms = o.log_batch_interval_ms ? o.log_batch_interval_ms : 1,
+        .spool_max = o.spool_max ? o.spool_max : 1,
+        .busy_cpu = (double)o.busy_cpu,
+        .busy_mem = (double)o.busy_mem,
+        .on_stopped = on_session_stopped,
+        .ud = &ctx,
+    };
+    if (agent_session_start(&loop, &so, &ctx.sess, err, sizeof(err)) < 0) {
+      fprintf(stderr, "error: %s\n", err);
+      code = CLI_EXIT_ERROR;
+      close_signals(&ctx);
+      if (ctx.sess)
+        agent_session_close(ctx.sess, NULL, NULL);
+      ctx.sess = NULL;
+    }
+  } else {
+    struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
+                              o.max_log_size};
+    ctx.jd = jobsdir_new(&loop, &jo);
+    if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
+      fprintf(stderr, "error: %s\n", err);
+      code = CLI_EXIT_ERROR;
+      close_signals(&ctx);
+      jobsdir_close(ctx.jd, NULL, NULL);
+      ctx.jd = NULL;
+    }
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   /* The SIGCHLD watcher outlives the last job while escaped orphans live. */
   exec_loop_done(&loop);
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0)
-    log_warn("event loop closed with handles still open", "dir=%s", o.jobs_dir);
+    log_warn("event loop closed with handles still open", "pid=%d", (int)getpid());
+  if (ctx.code)
+    code = ctx.code;
 out:
   cfg_release(agent_opts_table, NOPTS, &o, &res);
   return code;

@@ -76,6 +76,10 @@ void *cli_job_json(const pb_Job *job)
     free(doc);
     if (!result)
       result = json_null();
+    /* Output the agent could not keep (its spool was full): said, never hidden. */
+    if (json_is_object(result) && job->result->lines_dropped)
+      json_object_set_new(result, "lines_dropped",
+                          json_integer((json_int_t)job->result->lines_dropped));
   }
   json_object_set_new(o, "result", result);
   return o;

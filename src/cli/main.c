@@ -11,7 +11,8 @@
 
 static const struct cli_cmd commands[] = {
     {"run", cli_run, "run one command here as a job, output live, its exit code"},
-    {"agent", cli_agent, "run the jobs dropped into a folder (--jobs-dir DIR)"},
+    {"agent", cli_agent,
+     "run jobs for a coordinator (--coordinator) or from a folder (--jobs-dir)"},
     {"server", cli_server, "run the coordinator: agents connect, the CLI submits jobs"},
     {"job", cli_job,
      "jobs on a coordinator: run, submit, status, wait, logs, cancel, list, events"},

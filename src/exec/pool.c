@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -13,6 +14,7 @@ struct pool_job {
   struct pool *p;
   struct job job; /* moved in from pool_submit; released after on_done */
   uint64_t seq;
+  int fd_stdin;   /* the job's stdin until its process has it; -1: /dev/null */
   struct exec *e; /* while running */
   struct pool_job *next, *prev;
 };
@@ -96,8 +98,16 @@ static struct pool_job *heap_take(struct pool *p, size_t i)
 
 static void pump(struct pool *p);
 
+static void close_stdin(struct pool_job *pj)
+{
+  if (pj->fd_stdin >= 0)
+    close(pj->fd_stdin);
+  pj->fd_stdin = -1;
+}
+
 static void finish_job(struct pool *p, struct pool_job *pj, const struct job_result *r)
 {
+  close_stdin(pj);
   if (p->ops.on_done)
     p->ops.on_done(p, p->ud, &pj->job, r);
   job_release(&pj->job);
@@ -152,7 +162,14 @@ static void pump(struct pool *p)
     struct pool_job *pj = heap_take(p, 0);
     if (p->ops.on_before_start)
       p->ops.on_before_start(p, p->ud, &pj->job);
-    int rc = exec_start(p->loop, &pj->job, &p->opts, &exec_ops, pj, &pj->e);
+    struct exec_opts eo = p->opts;
+    if (pj->fd_stdin >= 0) {
+      eo.set_stdin = 1;
+      eo.fd_stdin = pj->fd_stdin;
+    }
+    int rc = exec_start(p->loop, &pj->job, &eo, &exec_ops, pj, &pj->e);
+    /* The child has its own copy now (or there is no child). */
+    close_stdin(pj);
     if (rc < 0) {
       struct job_result r;
       job_result_init(&r);
@@ -194,8 +211,14 @@ struct pool *pool_new(uv_loop_t *loop, unsigned slots, const struct exec_opts *o
 
 void pool_submit(struct pool *p, struct job *j)
 {
+  pool_submit_stdin(p, j, -1);
+}
+
+void pool_submit_stdin(struct pool *p, struct job *j, int fd_stdin)
+{
   struct pool_job *pj = xcalloc(1, sizeof *pj);
   pj->p = p;
+  pj->fd_stdin = fd_stdin;
   pj->job = *j;
   memset(j, 0, sizeof *j);
   pj->seq = p->seq++;
@@ -215,15 +238,25 @@ static void cancel_queued(struct pool *p, struct pool_job *pj)
   job_result_release(&r);
 }
 
+static int is_job(const struct pool_job *pj, const char *id, unsigned attempt)
+{
+  return strcmp(pj->job.id, id) == 0 && (!attempt || pj->job.attempt == attempt);
+}
+
 int pool_cancel(struct pool *p, const char *id, uint64_t grace_ms)
 {
+  return pool_cancel_attempt(p, id, 0, grace_ms);
+}
+
+int pool_cancel_attempt(struct pool *p, const char *id, unsigned attempt, uint64_t grace_ms)
+{
   for (struct pool_job *pj = p->running; pj; pj = pj->next)
-    if (strcmp(pj->job.id, id) == 0) {
+    if (is_job(pj, id, attempt)) {
       exec_cancel(pj->e, grace_ms);
       return 0;
     }
   for (size_t i = 0; i < p->nheap; i++)
-    if (strcmp(p->heap[i]->job.id, id) == 0) {
+    if (is_job(p->heap[i], id, attempt)) {
       cancel_queued(p, heap_take(p, i));
       return 0;
     }
@@ -262,6 +295,7 @@ void pool_free(struct pool *p)
   if (!p)
     return;
   for (size_t i = 0; i < p->nheap; i++) {
+    close_stdin(p->heap[i]);
     job_release(&p->heap[i]->job);
     free(p->heap[i]);
   }

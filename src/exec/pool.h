@@ -33,8 +33,15 @@ struct pool *pool_new(uv_loop_t *loop, unsigned slots, const struct exec_opts *o
 /* Queues j; the pool takes ownership of j's contents (the struct is moved,
  * the caller must not release it). Starts it now when a slot is free. */
 void pool_submit(struct pool *p, struct job *j);
+/* pool_submit with fd_stdin (>= 0) as the job's stdin instead of /dev/null
+ * (exec_opts.fd_stdin): the pool owns the fd from this call on and closes it
+ * once the job's process has its own copy, or when the job ends without one. */
+void pool_submit_stdin(struct pool *p, struct job *j, int fd_stdin);
 /* Cancels a queued or running job by id. Returns 0, or -ENOENT. */
 int pool_cancel(struct pool *p, const char *id, uint64_t grace_ms);
+/* The same for one attempt of the job (attempt 0: any): two attempts of a job
+ * may be in one pool at once, a stale one being stopped beside its successor. */
+int pool_cancel_attempt(struct pool *p, const char *id, unsigned attempt, uint64_t grace_ms);
 /* Stops starting queued jobs (they stay queued) / starts again. */
 void pool_pause(struct pool *p, int paused);
 /* Cancels everything queued and running. */

@@ -21,6 +21,7 @@ struct cli_cmd {
 int cli_run(int argc, char **argv);
 int cli_agent(int argc, char **argv);
 int cli_server(int argc, char **argv);
+int cli_dev(int argc, char **argv);
 int cli_job(int argc, char **argv);
 int cli_node(int argc, char **argv);
 int cli_token(int argc, char **argv);

@@ -33,8 +33,8 @@ struct dev_opts {
 
 static const struct cfg_opt dev_opts_table[] = {
     CFG_COMMON_OPTS(struct dev_opts),
-    {"listen", 0, CFG_LIST, offsetof(struct dev_opts, listen), "127.0.0.1:7700", NULL, 0, 0,
-     "ADDR", "address to serve on: HOST:PORT or unix:PATH"},
+    {"listen", 0, CFG_LIST, offsetof(struct dev_opts, listen), "127.0.0.1:7700", NULL, 0, 0, "ADDR",
+     "address to serve on: HOST:PORT or unix:PATH"},
     {"data", 0, CFG_STRING, offsetof(struct dev_opts, data), "./drover-data", NULL, 0, 0, "DIR",
      "the store, job logs and the agent's state (DIR/agent)"},
     {"slots", 0, CFG_INT, offsetof(struct dev_opts, slots), "0", NULL, 0, 1024, "N",
@@ -168,6 +168,8 @@ int cli_dev(int argc, char **argv)
       .slots = (unsigned)o.slots,
       .state_dir = state,
       .shutdown_timeout_ms = o.shutdown_timeout_ms,
+      /* The only node: a busy machine must not leave every job queued. */
+      .busy_cpu = 100,
       .on_stopped = agent_stopped,
       .ud = &ctx,
   };

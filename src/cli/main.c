@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
     {"agent", cli_agent,
      "run jobs for a coordinator (--coordinator) or from a folder (--jobs-dir)"},
     {"server", cli_server, "run the coordinator: agents connect, the CLI submits jobs"},
+    {"dev", cli_dev, "a coordinator and one agent in one process: try drover here"},
     {"job", cli_job,
      "jobs on a coordinator: run, submit, status, wait, logs, cancel, list, events"},
     {"node", cli_node, "the nodes of a coordinator: list, drain"},

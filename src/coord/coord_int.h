@@ -36,8 +36,8 @@ struct cjob {
   int state;
   uint32_t attempt, max_attempts;
   int64_t created_us, updated_us;
-  struct cnode *node; /* assigned/running on it; NULL otherwise */
-  char node_id[64];   /* the node of the current (or last) attempt; "" while queued */
+  struct cnode *node;      /* assigned/running on it; NULL otherwise */
+  char node_id[64];        /* the node of the current (or last) attempt; "" while queued */
   struct cnode *last_node; /* that node (nodes live as long as the coordinator) */
   char *reason;
   pb_JobResult *result;  /* set in an end state (owned) */
@@ -112,7 +112,8 @@ struct cnode {
   pb_Node *info; /* labels, capabilities, resources, last heartbeat (owned) */
   char secret_hash[65];
   uint32_t slots;
-  uint32_t running; /* jobs assigned/running on it (our accounting) */
+  uint32_t running;     /* jobs assigned/running on it (our accounting) */
+  uint64_t last_assign; /* c->assigns when it last got a job: ties go to the idlest */
   int busy;
   int64_t registered_us, last_seen_us;
   uint64_t last_seen_ms;       /* loop time of the last message (liveness) */
@@ -235,6 +236,7 @@ struct coord {
   void *stop_ud;
   int closing;
   uint64_t stats_dispatched, stats_finished;
+  uint64_t assigns; /* assignments so far (for the scheduler's tie-break) */
 };
 
 /* Runs fn(c, arg) after every store operation queued so far is durable

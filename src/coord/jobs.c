@@ -272,6 +272,7 @@ void cjob_assign(struct coord *c, struct cjob *j, struct cnode *n)
     j->progress = NULL;
   }
   node_link(j, n);
+  n->last_assign = ++c->assigns;
   /* The state change after the link, so that its event names the node. */
   cjob_set_state(c, j, JS_ASSIGNED, NULL);
   cnode_update_avail(c, n);

@@ -213,7 +213,7 @@ static void submit_on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     smap_put(&c->keys, key, j);
   cjob_set_state(c, j, JS_QUEUED, "submitted");
   log_debug("job submitted", "job=%s name=%s priority=%d peer=%s", j->id,
-           spec->name && *spec->name ? spec->name : "-", spec->priority, rpc_call_peer(call));
+            spec->name && *spec->name ? spec->name : "-", spec->priority, rpc_call_peer(call));
   r->job = j;
   cjob_ref(j);
   r->refs++;

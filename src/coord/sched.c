@@ -140,7 +140,8 @@ static int fits(const struct cnode *n, const struct cjob *j)
 }
 
 /* a less loaded than b: a smaller share of its slots in use, then more free
- * slots (the bigger node), then the older registration (stable). */
+ * slots (the bigger node), then the one that got a job longest ago (equal
+ * nodes take turns), then the older registration (stable). */
 static int less_loaded(const struct cnode *a, const struct cnode *b)
 {
   uint64_t la = (uint64_t)a->running * b->slots, lb = (uint64_t)b->running * a->slots;
@@ -149,6 +150,8 @@ static int less_loaded(const struct cnode *a, const struct cnode *b)
   uint32_t fa = a->slots - a->running, fb = b->slots - b->running;
   if (fa != fb)
     return fa > fb;
+  if (a->last_assign != b->last_assign)
+    return a->last_assign < b->last_assign;
   return a->registered_us < b->registered_us;
 }
 
@@ -160,8 +163,9 @@ static struct cnode *pick(struct coord *c, const struct cjob *j)
       continue;
     if (!best || less_loaded(n, best))
       best = n;
-    if (best->running == 0 && !j->spec->n_constraints && !j->spec->n_capabilities)
-      break; /* an idle node: nothing is less loaded */
+    if (best->running == 0 && best->last_assign == 0 && !j->spec->n_constraints &&
+        !j->spec->n_capabilities)
+      break; /* an idle node that never had a job: nothing beats it */
   }
   return best;
 }

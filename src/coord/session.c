@@ -584,7 +584,7 @@ static void on_finished(struct session *s, Drover__V1__JobFinished *f)
   pb_JobResult *r = f->result;
   f->result = NULL; /* taken */
   log_debug("job finished", "job=%s attempt=%u node=%s state=%s exit=%d", j->id, j->attempt,
-           s->node->id, job_state_name((int)r->state), r->exit_code);
+            s->node->id, job_state_name((int)r->state), r->exit_code);
   cjob_finish(c, j, r);
   ack_result_later(s, j, f->attempt);
 }

@@ -45,6 +45,7 @@ static void send_register(struct agent_session *s)
   r.name = s->name;
   r.version = DROVER_VERSION;
   r.slots = core_slots(s->core);
+  r.prefetch = s->o.prefetch;
   r.n_capabilities = s->ncaps;
   r.capabilities = s->caps;
   r.resources = metrics_resources(s->st.dir);
@@ -178,6 +179,7 @@ static void on_message(rpc_call *call, struct rpc_msg *msg, void *ud)
       log_info("node drained: taking no new jobs", "reason=\"%s\"",
                m->drain->reason ? m->drain->reason : "");
     s->draining = 1;
+    runs_give_back(s, "the node is draining");
     agent_session_beat(s);
     break;
   case DROVER__V1__COORDINATOR_MESSAGE__MSG_STDIN:

@@ -34,6 +34,7 @@ struct rjob {
   int in_eof;          /* close stdin once the writes are done */
   int done;            /* the core is done with it; freed once `in` is closed */
   int stopping;        /* stopped: killed, nothing of it kept */
+  char *give_back;     /* not started, going back to the coordinator (the reason) */
   pb_Progress progress;
   char *stage, *message;
   int progress_dirty;
@@ -116,7 +117,7 @@ void runs_on_run(struct agent_session *s, const Drover__V1__RunJob *m)
     reject(s, id, m->attempt, s->shutting ? "the agent is shutting down" : "the node is draining");
     return;
   }
-  if (runs_live(s) >= core_slots(s->core)) {
+  if (runs_live(s) >= core_slots(s->core) + s->o.prefetch) {
     reject(s, id, m->attempt, "no free slot");
     return;
   }
@@ -163,6 +164,28 @@ unsigned runs_live(struct agent_session *s)
   for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next)
     n += !((struct rjob *)cj)->stopping;
   return n;
+}
+
+void runs_give_back(struct agent_session *s, const char *why)
+{
+  /* Collected first: cancelling a queued job ends it (and frees it) at once. */
+  size_t n = 0;
+  for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next)
+    n += !cj->started;
+  if (!n)
+    return;
+  struct rjob **v = xcalloc(n, sizeof(*v));
+  n = 0;
+  for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next)
+    if (!cj->started)
+      v[n++] = (struct rjob *)cj;
+  for (size_t i = 0; i < n; i++) {
+    log_info("giving a job taken ahead back", "job=%s attempt=%u reason=\"%s\"", v[i]->cj.id,
+             v[i]->cj.attempt, why);
+    v[i]->give_back = xstrdup(why);
+    core_cancel(s->core, &v[i]->cj, 0);
+  }
+  free(v);
 }
 
 void runs_stop(struct agent_session *s, const char *id, unsigned attempt, const char *why)
@@ -341,6 +364,23 @@ static void on_done(struct agent_core *c, void *ud, struct core_job *cj, const s
                     const struct job_result *res)
 {
   struct rjob *r = (struct rjob *)cj;
+  if (r->give_back && !cj->started) {
+    /* Taken ahead and never started: the coordinator queues it again. */
+    reject(r->s, cj->id, cj->attempt, r->give_back);
+    ship_drop(r->ship);
+    r->ship = NULL;
+    r->done = 1;
+    free(r->give_back);
+    r->give_back = NULL;
+    if (r->in) {
+      close_stdin(r);
+      return;
+    }
+    free(r->stage);
+    free(r->message);
+    free(r);
+    return;
+  }
   pb_JobResult *pr = job_result_to_pb(res);
   pr->attempt = cj->attempt;
   log_debug("job finished", "job=%s attempt=%u status=%s exit=%d duration_ms=%llu", cj->id,
@@ -365,12 +405,7 @@ const struct core_ops runs_core_ops = {on_before_start, on_started, on_progress,
 int runs_recover(struct agent_session *s, char *err, size_t errlen)
 {
   struct state_name *v;
-  int n = state_list(s->st.jobs, &v);
-  if (n < 0) {
-    snprintf(err, errlen, "state dir '%s': cannot read '%s': %s", s->st.dir, s->st.jobs,
-             strerror(-n));
-    return n;
-  }
+  int n = state_records(&s->st, &v);
   for (int i = 0; i < n; i++) {
     struct core_attempt a;
     if (state_record_read(&s->st, v[i].id, v[i].attempt, &a) < 0)

@@ -194,6 +194,7 @@ void agent_session_shutdown(struct agent_session *s)
     log_info("shutting down: taking no new jobs", "running=%u timeout_ms=%llu",
              core_running(s->core), (unsigned long long)s->o.shutdown_timeout_ms);
     agent_session_beat(s);
+    runs_give_back(s, "the agent is shutting down");
     core_shutdown(s->core, jobs_over, s);
     return;
   }
@@ -249,6 +250,8 @@ static int copy_opts(struct agent_session *s, const struct agent_session_opts *o
   }
   if (!s->o.busy_cpu)
     s->o.busy_cpu = 90;
+  if (s->o.prefetch > s->o.slots && s->o.slots)
+    s->o.prefetch = s->o.slots;
   if (!s->o.busy_mem)
     s->o.busy_mem = 90;
   s->o.coordinator = s->o.token = s->o.name = NULL;

@@ -38,6 +38,11 @@ struct agent_session_opts {
   const char *const *labels; /* "KEY=VALUE" each */
   size_t nlabels;
   unsigned slots;                 /* jobs at once; 0: the number of CPUs */
+  /* Jobs taken beyond the slots, queued here to start the moment a slot
+   * frees (the coordinator's next assignment then overlaps the running
+   * job); given back to the coordinator (JobRejected) on drain and shutdown.
+   * At most `slots`. */
+  unsigned prefetch;
   const char *state_dir;          /* NULL: state_default_dir() */
   uint64_t shutdown_timeout_ms;   /* graceful shutdown: how long running jobs may run */
   unsigned log_batch_lines;       /* 0: the default (ship.h) */

@@ -99,6 +99,10 @@ void runs_on_stdin(struct agent_session *s, const Drover__V1__StdinData *m);
 /* Stops attempt (id, attempt) at once (SIGKILL to its group if it runs) and
  * drops everything held for it. */
 void runs_stop(struct agent_session *s, const char *id, unsigned attempt, const char *why);
+/* Jobs taken ahead (prefetch) that have not started go back to the
+ * coordinator (JobRejected with why): it queues them again, their attempt
+ * unspent. */
+void runs_give_back(struct agent_session *s, const char *why);
 /* The link is welcomed: progress held back is sent. */
 void runs_flush_progress(struct agent_session *s);
 /* A restart: kills what a previous life left (records in jobs/), takes over

@@ -17,6 +17,8 @@
 
 #define NODE_JSON_MAX 4096
 
+static int rec_load(struct agent_state *st, char *err, size_t errlen);
+
 const char *state_default_dir(void)
 {
   return geteuid() == 0 ? "/var/lib/drover/agent" : "./drover-agent";
@@ -115,6 +117,8 @@ int state_open(struct agent_state *st, const char *dir, char *err, size_t errlen
   int rc = take_lock(st, err, errlen);
   if (rc == 0)
     rc = load_identity(st, err, errlen);
+  if (rc == 0)
+    rc = rec_load(st, err, errlen);
   return rc;
 }
 
@@ -127,6 +131,12 @@ void state_release(struct agent_state *st)
   free(st->results);
   free(st->spool);
   free(st->node_secret);
+  for (size_t k = 0; k < st->nrec; k++) {
+    close(st->rec_fds[k]);
+    free(st->rec_key[k]);
+  }
+  free(st->rec_fds);
+  free(st->rec_key);
   memset(st, 0, sizeof(*st));
   st->lock_fd = -1;
 }
@@ -201,43 +211,153 @@ int state_list(const char *folder, struct state_name **out)
 
 /* ---- records and results ---- */
 
-static char *record_path(struct agent_state *st, const char *id, unsigned attempt)
+/* A record fits in one page write: a job id (128), the attempt record
+ * ("N PGID START BOOT_ID"), spaces up to the size. */
+#define REC_SIZE 512
+
+static char *rec_key(const char *id, unsigned attempt)
 {
-  return xasprintf("%s/%s.%u", st->jobs, id, attempt);
+  return xasprintf("%s.%u", id, attempt);
+}
+
+static long rec_find(struct agent_state *st, const char *key)
+{
+  for (size_t k = 0; k < st->nrec; k++)
+    if (st->rec_key[k] && !strcmp(st->rec_key[k], key))
+      return (long)k;
+  return -1;
+}
+
+/* Reads jobs/rec.<k> files: the records a previous life left. */
+static int rec_load(struct agent_state *st, char *err, size_t errlen)
+{
+  for (size_t k = 0;; k++) {
+    char *path = xasprintf("%s/rec.%zu", st->jobs, k);
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    free(path);
+    if (fd < 0) {
+      if (e == ENOENT)
+        return 0;
+      snprintf(err, errlen, "state dir '%s': cannot open 'jobs/rec.%zu': %s", st->dir, k,
+               strerror(e));
+      return -e;
+    }
+    st->rec_fds = xrealloc(st->rec_fds, (k + 1) * sizeof(*st->rec_fds));
+    st->rec_key = xrealloc(st->rec_key, (k + 1) * sizeof(*st->rec_key));
+    st->rec_fds[k] = fd;
+    st->rec_key[k] = NULL;
+    st->nrec = k + 1;
+    char buf[REC_SIZE + 1];
+    ssize_t n = pread(fd, buf, REC_SIZE, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    char id[129];
+    unsigned attempt;
+    int used;
+    if (sscanf(buf, "%128s %u%n", id, &attempt, &used) == 2 && attempt > 0)
+      st->rec_key[k] = rec_key(id, attempt);
+  }
+}
+
+static int rec_put(struct agent_state *st, size_t k, const char *text)
+{
+  char buf[REC_SIZE];
+  size_t len = strlen(text);
+  if (len >= REC_SIZE)
+    return -ENAMETOOLONG;
+  memset(buf, ' ', REC_SIZE);
+  memcpy(buf, text, len);
+  buf[REC_SIZE - 1] = '\n';
+  ssize_t n = pwrite(st->rec_fds[k], buf, REC_SIZE, 0);
+  return n == REC_SIZE ? 0 : n < 0 ? -errno : -EIO;
 }
 
 int state_record_write(struct agent_state *st, const char *id, unsigned attempt,
                        const struct core_attempt *a)
 {
-  char text[128];
-  core_attempt_format(a, text, sizeof(text) - 1);
-  strcat(text, "\n");
-  char *path = record_path(st, id, attempt);
-  int rc = write_file_replace(path, text, strlen(text));
-  free(path);
-  return rc;
+  char *key = rec_key(id, attempt);
+  long k = rec_find(st, key);
+  if (k < 0) {
+    for (size_t i = 0; i < st->nrec && k < 0; i++)
+      if (!st->rec_key[i])
+        k = (long)i;
+  }
+  if (k < 0) { /* the pool grows: the only time a file is made */
+    char *path = xasprintf("%s/rec.%zu", st->jobs, st->nrec);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int e = errno;
+    free(path);
+    if (fd < 0) {
+      free(key);
+      return -e;
+    }
+    st->rec_fds = xrealloc(st->rec_fds, (st->nrec + 1) * sizeof(*st->rec_fds));
+    st->rec_key = xrealloc(st->rec_key, (st->nrec + 1) * sizeof(*st->rec_key));
+    st->rec_fds[st->nrec] = fd;
+    st->rec_key[st->nrec] = NULL;
+    k = (long)st->nrec++;
+  }
+  char rec[128], text[REC_SIZE];
+  struct core_attempt copy = *a;
+  copy.n = attempt; /* the record names the attempt it is for */
+  core_attempt_format(&copy, rec, sizeof(rec));
+  snprintf(text, sizeof(text), "%s %s", id, rec);
+  int rc = rec_put(st, (size_t)k, text);
+  if (rc < 0) {
+    free(key);
+    return rc;
+  }
+  if (!st->rec_key[k])
+    st->rec_key[k] = key;
+  else
+    free(key);
+  return 0;
 }
 
 int state_record_read(struct agent_state *st, const char *id, unsigned attempt,
                       struct core_attempt *a)
 {
-  char *path = record_path(st, id, attempt), *text = NULL;
-  size_t len;
-  int rc = read_file_max(path, 256, &text, &len, NULL);
-  free(path);
-  if (rc < 0)
-    return rc;
-  core_attempt_parse(text, a);
-  free(text);
+  char *key = rec_key(id, attempt);
+  long k = rec_find(st, key);
+  free(key);
+  if (k < 0)
+    return -ENOENT;
+  char buf[REC_SIZE + 1];
+  ssize_t n = pread(st->rec_fds[k], buf, REC_SIZE, 0);
+  if (n < 0)
+    return -errno;
+  buf[n] = '\0';
+  const char *rest = buf + strcspn(buf, " ");
+  core_attempt_parse(*rest ? rest + 1 : rest, a);
   return 0;
 }
 
 void state_record_remove(struct agent_state *st, const char *id, unsigned attempt)
 {
-  char *path = record_path(st, id, attempt);
-  if (unlink(path) < 0 && errno != ENOENT)
-    log_warn("cannot remove attempt record", "path=%s error=%s", path, strerror(errno));
-  free(path);
+  char *key = rec_key(id, attempt);
+  long k = rec_find(st, key);
+  free(key);
+  if (k < 0)
+    return;
+  int rc = rec_put(st, (size_t)k, "");
+  if (rc < 0)
+    log_warn("cannot clear attempt record", "dir=%s record=%ld error=%s", st->jobs, k,
+             strerror(-rc));
+  free(st->rec_key[k]);
+  st->rec_key[k] = NULL;
+}
+
+int state_records(struct agent_state *st, struct state_name **out)
+{
+  *out = xcalloc(st->nrec + 1, sizeof(**out));
+  int n = 0;
+  for (size_t k = 0; k < st->nrec; k++) {
+    if (!st->rec_key[k])
+      continue;
+    if (state_parse_name(st->rec_key[k], &(*out)[n]) == 0)
+      n++;
+  }
+  return n;
 }
 
 char *state_result_path(struct agent_state *st, const char *id, unsigned attempt)

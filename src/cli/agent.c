@@ -27,6 +27,7 @@ struct agent_opts {
   char *state_dir;
   char *jobs_dir;
   long slots;
+  long prefetch;
   uint64_t shutdown_timeout_ms;
   uint64_t max_job_size;
   uint64_t max_log_size;
@@ -53,6 +54,8 @@ static const struct cfg_opt agent_opts_table[] = {
      "run the job files dropped into DIR (stand-alone, no coordinator)"},
     {"slots", 0, CFG_INT, offsetof(struct agent_opts, slots), NULL, NULL, 1, 1024, "N",
      "jobs run at once (default: the number of CPUs)"},
+    {"prefetch", 0, CFG_INT, offsetof(struct agent_opts, prefetch), "1", NULL, 0, 1024, "N",
+     "--coordinator: jobs taken beyond the slots, to start the moment a slot frees"},
     {"shutdown-timeout", 0, CFG_DURATION, offsetof(struct agent_opts, shutdown_timeout_ms), "30s",
      NULL, 0, 0, "D", "on a stop signal (TERM, INT, HUP, ...), how long running jobs may finish"},
     {"max-job-size", 0, CFG_SIZE, offsetof(struct agent_opts, max_job_size), "1M", NULL, 0, 0,
@@ -235,6 +238,7 @@ int cli_agent(int argc, char **argv)
         .labels = (const char *const *)o.labels.items,
         .nlabels = o.labels.n,
         .slots = (unsigned)o.slots,
+        .prefetch = (unsigned)o.prefetch,
         .state_dir = o.state_dir,
         .shutdown_timeout_ms = o.shutdown_timeout_ms,
         .log_batch_lines = (unsigned)o.log_batch_lines,

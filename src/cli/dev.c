@@ -166,6 +166,7 @@ int cli_dev(int argc, char **argv)
       .token = token,
       .name = host,
       .slots = (unsigned)o.slots,
+      .prefetch = 1,
       .state_dir = state,
       .shutdown_timeout_ms = o.shutdown_timeout_ms,
       /* The only node: a busy machine must not leave every job queued. */

@@ -86,6 +86,7 @@ struct jobrun {
   uint32_t max_attempts;
   rpc_call *submit, *stdin_call;
   Drover__V1__SubmitResponse *submitted; /* the reply, once it came */
+  int logs_ended_early;                   /* the log ended before the Submit's answer */
   int json, interactive;
   int signal;        /* the first stop signal, 0 if none */
   int cancel_signal; /* what made us cancel the job: that signal, or SIGPIPE */
@@ -255,6 +256,12 @@ static void on_logs_end(struct logview *v, const struct rpc_status *st, const pb
   (void)v;
   if (r->closing)
     return;
+  if (r->submit) {
+    /* The log was asked for with the Submit, before the job existed for
+     * sure: a refused Submit ends it too. The Submit's answer decides. */
+    r->logs_ended_early = 1;
+    return;
+  }
   if (st->code == RPC_OK && job) {
     print_result(r, job);
   } else {
@@ -356,6 +363,21 @@ static void start_stdin(struct jobrun *r)
 
 /* ---- submit ---- */
 
+/* Follows the job's log from its first line to its end (Logs, follow). */
+static int start_logs(struct jobrun *r)
+{
+  struct logview_opts lo = {
+      .id = r->id,
+      .follow = 1,
+      .announced = 1,
+      .max_attempts = r->max_attempts,
+      .show_system = log_enabled(LOG_DEBUG),
+      .on_end = on_logs_end,
+      .ud = r,
+  };
+  return logview_start(&r->cl, r->w, &lo, &r->lv);
+}
+
 static void submit_message(rpc_call *call, struct rpc_msg *m, void *ud)
 {
   struct jobrun *r = ud;
@@ -373,6 +395,8 @@ static void submit_done(rpc_call *call, const struct rpc_status *st, void *ud)
     return;
   const pb_Job *job = r->submitted ? r->submitted->job : NULL;
   if (st->code != RPC_OK || !job || !job->spec || !job->spec->id) {
+    logview_free(r->lv);
+    r->lv = NULL;
     if (st->code == RPC_OK)
       fprintf(stderr, "error: the coordinator at '%s' sent no job back\n", r->cl.addr);
     else
@@ -381,26 +405,23 @@ static void submit_done(rpc_call *call, const struct rpc_status *st, void *ud)
     quit(r);
     return;
   }
-  if (strcmp(job->spec->id, r->id)) {
-    say(r, "drover: job %s: idempotency key '%s' matched it: following it, not a new job",
-        job->spec->id, r->spec->idempotency_key ? r->spec->idempotency_key : "");
-    snprintf(r->id, sizeof(r->id), "%s", job->spec->id);
-  }
-  log_info("job submitted", "job=%s state=%d", r->id, (int)job->state);
+  log_info("job submitted", "job=%s state=%d", job->spec->id, (int)job->state);
   r->max_attempts = job->spec->max_attempts ? job->spec->max_attempts : 1;
-  struct logview_opts lo = {
-      .id = r->id,
-      .follow = 1,
-      .announced = 1,
-      .max_attempts = r->max_attempts,
-      .show_system = log_enabled(LOG_DEBUG),
-      .on_end = on_logs_end,
-      .ud = r,
-  };
-  if (logview_start(&r->cl, r->w, &lo, &r->lv) < 0) {
-    r->code = EXIT_DROVER;
-    quit(r);
-    return;
+  if (strcmp(job->spec->id, r->id) || r->logs_ended_early || !r->lv) {
+    /* Not the job the log was asked for (an idempotency key matched an
+     * earlier one), or that log ended: follow the job we got. */
+    if (strcmp(job->spec->id, r->id))
+      say(r, "drover: job %s: idempotency key '%s' matched it: following it, not a new job",
+          job->spec->id, r->spec->idempotency_key ? r->spec->idempotency_key : "");
+    snprintf(r->id, sizeof(r->id), "%s", job->spec->id);
+    logview_free(r->lv);
+    r->lv = NULL;
+    r->logs_ended_early = 0;
+    if (start_logs(r) < 0) {
+      r->code = EXIT_DROVER;
+      quit(r);
+      return;
+    }
   }
   if (r->interactive)
     start_stdin(r);
@@ -494,9 +515,16 @@ int cli_job_run(int argc, char **argv)
     static const struct rpc_handlers h = {.on_message = submit_message, .on_done = submit_done};
     Drover__V1__SubmitRequest req = DROVER__V1__SUBMIT_REQUEST__INIT;
     req.spec = r->spec;
+    r->max_attempts = r->spec->max_attempts ? r->spec->max_attempts : 1;
     if (client_start(&r->cl, CLIENT_JOBS "Submit", &drover__v1__submit_response__descriptor,
-                     &req.base, &h, r, &r->submit) < 0)
+                     &req.base, &h, r, &r->submit) < 0) {
       quit(r);
+    } else if (start_logs(r) < 0) {
+      /* The log is asked for at once, on the same connection after the
+       * Submit, so the job's first line is not one round trip late; the
+       * coordinator takes the two in that order. */
+      r->lv = NULL;
+    }
     uv_run(&r->loop, UV_RUN_DEFAULT);
     code = r->code;
   }

@@ -112,6 +112,7 @@ struct cnode {
   pb_Node *info; /* labels, capabilities, resources, last heartbeat (owned) */
   char secret_hash[65];
   uint32_t slots;
+  uint32_t prefetch;  /* jobs it takes beyond its slots (queued there) */
   uint32_t running;     /* jobs assigned/running on it (our accounting) */
   uint64_t last_assign; /* c->assigns when it last got a job: ties go to the idlest */
   int busy;

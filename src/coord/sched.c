@@ -147,7 +147,7 @@ static int less_loaded(const struct cnode *a, const struct cnode *b)
   uint64_t la = (uint64_t)a->running * b->slots, lb = (uint64_t)b->running * a->slots;
   if (la != lb)
     return la < lb;
-  uint32_t fa = a->slots - a->running, fb = b->slots - b->running;
+  int64_t fa = (int64_t)a->slots - a->running, fb = (int64_t)b->slots - b->running;
   if (fa != fb)
     return fa > fb;
   if (a->last_assign != b->last_assign)
@@ -200,7 +200,7 @@ struct cnode *cnode_get(struct coord *c, const char *id)
 
 void cnode_update_avail(struct coord *c, struct cnode *n)
 {
-  int can = n->sess && n->state == NS_READY && !n->busy && n->running < n->slots;
+  int can = n->sess && n->state == NS_READY && !n->busy && n->running < n->slots + n->prefetch;
   if (can == n->in_avail)
     return;
   if (can) {
@@ -233,6 +233,7 @@ void cnode_view(const struct cnode *n, pb_Node *out)
   out->state = (Drover__V1__NodeState)n->state;
   out->last_seen_us = n->last_seen_us;
   out->slots = n->slots;
+  out->prefetch = n->prefetch;
   out->running = n->running;
   out->busy = n->busy;
   out->registered_at_us = n->registered_us;
@@ -272,8 +273,10 @@ static void load_node(void *ud, const struct store_node *row)
   memcpy(n->secret_hash, row->secret_hash, sizeof(n->secret_hash));
   n->info = (pb_Node *)protobuf_c_message_unpack(&drover__v1__node__descriptor, NULL, row->info_len,
                                                  row->info);
-  if (n->info)
+  if (n->info) {
     n->slots = n->info->slots;
+    n->prefetch = n->info->prefetch;
+  }
   /* Every agent gets a full node timeout to come back after our restart. */
   n->last_seen_ms = uv_now(c->loop);
   smap_put(&c->nodes, n->id, n);

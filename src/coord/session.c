@@ -201,6 +201,7 @@ static void copy_info(struct cnode *n, const pb_Register *r, const char *peer)
   tmp.resources = r->resources;
   tmp.version = r->version;
   tmp.slots = r->slots;
+  tmp.prefetch = r->prefetch;
   tmp.address = (char *)peer;
   size_t len = protobuf_c_message_get_packed_size(&tmp.base);
   uint8_t *buf = xmalloc(len ? len : 1);
@@ -212,6 +213,7 @@ static void copy_info(struct cnode *n, const pb_Register *r, const char *peer)
   free(n->name);
   n->name = xstrdup(r->name && *r->name ? r->name : n->id);
   n->slots = r->slots ? r->slots : 1;
+  n->prefetch = r->prefetch > n->slots ? n->slots : r->prefetch;
 }
 
 static int held_in(const pb_Register *r, const struct cjob *j)

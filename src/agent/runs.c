@@ -21,6 +21,10 @@
 /* Progress is sent at most this often per job (it is advisory, and a job
  * may report it in a tight loop). */
 #define PROGRESS_GAP_MS 100
+/* JobStarted waits this long (or for the job's end): a job that ends sooner
+ * reports its start, output and result in one go, and the coordinator makes
+ * them one commit instead of two. A longer one is shown running this late. */
+#define START_DELAY_MS 20
 
 /* One job attempt running here for the coordinator. */
 struct rjob {
@@ -34,6 +38,8 @@ struct rjob {
   int in_eof;          /* close stdin once the writes are done */
   int done;            /* the core is done with it; freed once `in` is closed */
   int stopping;        /* stopped: killed, nothing of it kept */
+  int start_told;      /* JobStarted went out */
+  uint64_t started_at; /* loop time its process was made */
   char *give_back;     /* not started, going back to the coordinator (the reason) */
   pb_Progress progress;
   char *stage, *message;
@@ -61,6 +67,11 @@ static void close_stdin(struct rjob *r)
 
 static void send_started(struct agent_session *s, struct rjob *r)
 {
+  if (r->start_told)
+    return;
+  r->start_told = 1;
+  if (s->starts_pending)
+    s->starts_pending--;
   Drover__V1__JobStarted js = DROVER__V1__JOB_STARTED__INIT;
   js.job_id = r->cj.id;
   js.attempt = r->cj.attempt;
@@ -333,6 +344,8 @@ static void on_before_start(struct agent_core *c, void *ud, struct core_job *cj)
     log_warn("cannot write attempt record", "dir=%s job=%s", s->st.jobs, cj->id);
 }
 
+static void start_timer_cb(uv_timer_t *t);
+
 static void on_started(struct agent_core *c, void *ud, struct core_job *cj,
                        const struct core_attempt *a)
 {
@@ -340,7 +353,25 @@ static void on_started(struct agent_core *c, void *ud, struct core_job *cj,
   if (a->pgid > 0 && state_record_write(&s->st, cj->id, cj->attempt, a) < 0)
     log_warn("cannot write attempt record", "dir=%s job=%s", s->st.jobs, cj->id);
   log_debug("job started", "job=%s attempt=%u pid=%d", cj->id, cj->attempt, cj->pid);
-  send_started(s, (struct rjob *)cj);
+  struct rjob *r = (struct rjob *)cj;
+  r->started_at = uv_now(s->loop);
+  s->starts_pending++;
+  if (!uv_is_active((uv_handle_t *)&s->start_timer))
+    uv_timer_start(&s->start_timer, start_timer_cb, START_DELAY_MS, START_DELAY_MS);
+}
+
+/* Tells the starts that have waited START_DELAY_MS. */
+static void start_timer_cb(uv_timer_t *t)
+{
+  struct agent_session *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  for (struct core_job *cj = core_jobs(s->core); cj; cj = cj->next) {
+    struct rjob *r = (struct rjob *)cj;
+    if (cj->started && !r->start_told && !r->stopping && now - r->started_at >= START_DELAY_MS)
+      send_started(s, r);
+  }
+  if (!s->starts_pending)
+    uv_timer_stop(t);
 }
 
 static void on_progress(struct agent_core *c, void *ud, struct core_job *cj,

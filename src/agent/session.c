@@ -101,8 +101,8 @@ void agent_session_stopped(struct agent_session *s)
   if (s->shutting == 4)
     return;
   s->shutting = 4;
-  uv_timer_t *ts[] = {&s->retry_timer, &s->cutoff_timer, &s->beat_timer, &s->progress_timer,
-                      &s->flush_timer};
+  uv_timer_t *ts[] = {&s->retry_timer,    &s->cutoff_timer, &s->beat_timer,
+                      &s->progress_timer, &s->flush_timer,  &s->start_timer};
   for (size_t i = 0; i < ARRAY_SIZE(ts); i++)
     uv_timer_stop(ts[i]);
   if (s->call) {
@@ -268,8 +268,8 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   s->st.lock_fd = -1;
   s->rng = (uint32_t)(now_us() ^ ((uint64_t)getpid() << 16)) | 1;
   s->heartbeat_ms = DEFAULT_HEARTBEAT;
-  uv_timer_t *ts[] = {&s->retry_timer, &s->cutoff_timer, &s->beat_timer, &s->progress_timer,
-                      &s->flush_timer};
+  uv_timer_t *ts[] = {&s->retry_timer,    &s->cutoff_timer, &s->beat_timer,
+                      &s->progress_timer, &s->flush_timer,  &s->start_timer};
   for (size_t i = 0; i < ARRAY_SIZE(ts); i++) {
     uv_timer_init(loop, ts[i]);
     ts[i]->data = s;
@@ -356,8 +356,8 @@ void agent_session_close(struct agent_session *s, void (*cb)(void *ud), void *ud
   s->close_cb = cb;
   s->close_ud = ud;
   s->shutting = 4;
-  uv_timer_t *ts[] = {&s->retry_timer, &s->cutoff_timer, &s->beat_timer, &s->progress_timer,
-                      &s->flush_timer};
+  uv_timer_t *ts[] = {&s->retry_timer,    &s->cutoff_timer, &s->beat_timer,
+                      &s->progress_timer, &s->flush_timer,  &s->start_timer};
   s->closing = (int)ARRAY_SIZE(ts) + 1; /* +1: released below, once all is started */
   for (size_t i = 0; i < ARRAY_SIZE(ts); i++)
     uv_close((uv_handle_t *)ts[i], timer_closed);

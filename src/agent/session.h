@@ -37,7 +37,7 @@ struct agent_session_opts {
   const char *name;          /* the node's name; NULL: the host name */
   const char *const *labels; /* "KEY=VALUE" each */
   size_t nlabels;
-  unsigned slots;                 /* jobs at once; 0: the number of CPUs */
+  unsigned slots; /* jobs at once; 0: the number of CPUs */
   /* Jobs taken beyond the slots, queued here to start the moment a slot
    * frees (the coordinator's next assignment then overlaps the running
    * job); given back to the coordinator (JobRejected) on drain and shutdown.

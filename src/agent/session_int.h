@@ -48,7 +48,8 @@ struct agent_session {
   uint64_t cut_since;       /* loop time the coordinator was last known alive; 0: linked */
   uint64_t down_at;         /* loop time of the last disconnect */
   uint32_t rng;
-  uv_timer_t retry_timer, cutoff_timer, beat_timer, progress_timer, flush_timer;
+  uv_timer_t retry_timer, cutoff_timer, beat_timer, progress_timer, flush_timer, start_timer;
+  unsigned starts_pending; /* started jobs whose JobStarted waits (runs.c) */
 
   /* heartbeats */
   uint64_t last_beat;

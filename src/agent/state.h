@@ -31,9 +31,9 @@ struct agent_state {
   int *rec_fds;
   char **rec_key;
   size_t nrec;
-  int lock_fd;                  /* -1 before state_open */
-  char node_id[64];             /* "" until registered */
-  char *node_secret;            /* NULL until registered */
+  int lock_fd;       /* -1 before state_open */
+  char node_id[64];  /* "" until registered */
+  char *node_secret; /* NULL until registered */
 };
 
 /* The default --state-dir: /var/lib/drover/agent for root, ./drover-agent
@@ -65,7 +65,6 @@ int state_record_write(struct agent_state *st, const char *id, unsigned attempt,
 int state_record_read(struct agent_state *st, const char *id, unsigned attempt,
                       struct core_attempt *a);
 void state_record_remove(struct agent_state *st, const char *id, unsigned attempt);
-
 
 /* One "<id>.<attempt>" name in results/, or one record. */
 struct state_name {

@@ -86,7 +86,7 @@ struct jobrun {
   uint32_t max_attempts;
   rpc_call *submit, *stdin_call;
   Drover__V1__SubmitResponse *submitted; /* the reply, once it came */
-  int logs_ended_early;                   /* the log ended before the Submit's answer */
+  int logs_ended_early;                  /* the log ended before the Submit's answer */
   int json, interactive;
   int signal;        /* the first stop signal, 0 if none */
   int cancel_signal; /* what made us cancel the job: that signal, or SIGPIPE */

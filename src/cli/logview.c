@@ -33,7 +33,7 @@ struct logview {
   char *end_msg;
   int told;    /* on_end was called (or must not be: freed) */
   int dead;    /* logview_free was called: the last on_done frees */
-  int freeing; /* inside logview_free */
+  int freeing; /* inside logview_free, or a callback that may end in it: free later */
   uint64_t out_bytes;
   char out_last;
 };
@@ -248,9 +248,14 @@ static void events_done(rpc_call *call, const struct rpc_status *st, void *ud)
     announce(v, attempt, NULL);
     v->o.announced = attempt;
   }
+  /* Resuming the stream may deliver its end at once, and the end may free
+   * the view (on_end): it is freed after we are done with it. */
+  v->freeing++;
   pump(v);
   update_pause(v);
   maybe_end(v);
+  v->freeing--;
+  reap(v);
 }
 
 /* Prints the queued messages in order; stops at one of an attempt not yet
@@ -300,8 +305,11 @@ static void logs_message(rpc_call *call, struct rpc_msg *rm, void *ud)
     }
   }
   v->queue[v->qhead + v->qlen++] = m;
+  v->freeing++; /* see events_done */
   pump(v);
   update_pause(v);
+  v->freeing--;
+  reap(v);
 }
 
 static void logs_done(rpc_call *call, const struct rpc_status *st, void *ud)
@@ -344,7 +352,10 @@ void logview_writer_changed(struct logview *v)
 {
   if (v->full && !outwriter_full(v->w)) {
     v->full = 0;
+    v->freeing++; /* see events_done */
     update_pause(v);
+    v->freeing--;
+    reap(v);
   }
 }
 
@@ -363,12 +374,12 @@ void logview_free(struct logview *v)
   if (!v)
     return;
   v->dead = v->told = 1;
-  v->freeing = 1;
+  v->freeing++;
   if (v->events)
     rpc_call_cancel(v->events);
   if (v->call)
     rpc_call_cancel(v->call);
-  v->freeing = 0;
+  v->freeing--;
   for (size_t i = 0; i < v->qlen; i++)
     protobuf_c_message_free_unpacked(&v->queue[v->qhead + i]->base, NULL);
   free(v->queue);
@@ -379,7 +390,8 @@ void logview_free(struct logview *v)
   v->last = NULL;
   free(v->end_msg);
   v->end_msg = NULL;
-  /* A cancelled call's on_done may come later, from the loop: it frees. */
-  if (!v->events && !v->call)
+  /* A cancelled call's on_done may come later, from the loop: it frees (so
+   * does a callback of ours we are inside of, when it returns). */
+  if (!v->events && !v->call && !v->freeing)
     free(v);
 }

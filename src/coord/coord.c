@@ -142,8 +142,57 @@ void coord_after(struct coord *c, int needs, coord_action_fn fn, void *arg)
     c->logs_wanted = 1;
 }
 
-void coord_ack_logs(struct coord *c, struct cjob *j)
+struct commit_ack {
+  struct cjob *j;
+  uint32_t attempt;
+  uint64_t seq;
+  uint64_t turn; /* the loop turn whose commit covers it */
+};
+
+/* Batches stored in the store are committed: acknowledge them, and let the
+ * job's readers see them. */
+static void commit_ack_action(struct coord *c, void *arg)
 {
+  struct commit_ack *a = arg;
+  struct cjob *j = a->j;
+  if (j->ack_pending == a)
+    j->ack_pending = NULL;
+  if (j->node && j->node->sess && j->attempt == a->attempt && a->seq > j->log_seq_acked) {
+    j->log_seq_acked = a->seq;
+    Drover__V1__Ack ack = DROVER__V1__ACK__INIT;
+    ack.job_id = j->id;
+    ack.attempt = a->attempt;
+    ack.log_seq = a->seq;
+    pb_CoordinatorMessage m = DROVER__V1__COORDINATOR_MESSAGE__INIT;
+    m.msg_case = DROVER__V1__COORDINATOR_MESSAGE__MSG_ACK;
+    m.ack = &ack;
+    session_send(j->node->sess, &m);
+  }
+  jobs_wake_logs(c, j);
+  cjob_unref(c, j);
+  free(a);
+}
+
+void coord_ack_logs(struct coord *c, struct cjob *j, int needs)
+{
+  if (needs == ACT_COMMIT) {
+    /* One Ack per job per commit: batches of the same loop turn go into the
+     * same commit, so this turn's action just acknowledges more. */
+    struct commit_ack *a = j->ack_pending;
+    if (a && a->turn == c->turn && a->attempt == j->log_attempt) {
+      a->seq = j->log_seq;
+      return;
+    }
+    a = xcalloc(1, sizeof(*a));
+    a->j = j;
+    cjob_ref(j);
+    a->attempt = j->log_attempt;
+    a->seq = j->log_seq;
+    a->turn = c->turn;
+    j->ack_pending = a;
+    coord_after(c, ACT_COMMIT, commit_ack_action, a);
+    return;
+  }
   if (j->ack_marked)
     return;
   if (c->nack_jobs == c->capack_jobs) {
@@ -159,6 +208,7 @@ void coord_ack_logs(struct coord *c, struct cjob *j)
 static void on_check(uv_check_t *h)
 {
   struct coord *c = h->data;
+  c->turn++; /* what was queued before this belongs to this turn's commit */
   if (c->sched_wanted) {
     c->sched_wanted = 0;
     sched_run(c);

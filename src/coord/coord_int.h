@@ -24,6 +24,7 @@ struct cnode;
 struct session;
 struct follower;
 struct waiter;
+struct commit_ack;
 
 /* ---- jobs (jobs.c) ---- */
 
@@ -55,13 +56,18 @@ struct cjob {
   /* the node's job list (all jobs assigned/running on it) */
   struct cjob *nprev, *nnext;
 
-  /* logs (logstore.c) of the current attempt */
-  struct logfile *log;
-  uint64_t log_seq;       /* last seq appended for `attempt` */
-  uint64_t log_seq_acked; /* last seq acknowledged to the agent */
-  uint32_t log_attempt;   /* the attempt log_seq belongs to */
-  int ack_marked;         /* in c->ack_jobs */
-  int stale_told;         /* the node was told once to stop a stale copy */
+  /* logs of the current attempt: its first LOG_SMALL_MAX bytes in the store
+   * (session.c), the rest in the job's file (logstore.c) */
+  struct logfile *log;            /* the job's file, once opened */
+  uint64_t log_seq;               /* last seq stored for log_attempt */
+  uint64_t log_seq_acked;         /* last seq acknowledged to the agent */
+  uint64_t log_small;             /* bytes of log_attempt in the store */
+  uint32_t log_attempt;           /* the attempt log_seq belongs to */
+  int log_known;                  /* log_seq was read for log_attempt */
+  int log_in_file;                /* log_attempt's batches go to the file now */
+  int ack_marked;                 /* in c->ack_jobs (after a log sync) */
+  struct commit_ack *ack_pending; /* the Ack this loop turn's commit will send */
+  int stale_told;                 /* the node was told once to stop a stale copy */
 
   /* stdin (jobsvc.c): bytes sent to the agent and acknowledged */
   struct stdin_feed *stdin_feed;
@@ -102,6 +108,8 @@ int jobs_load(struct coord *c);
 void jobs_release(struct coord *c);
 /* A job ended and its end is durable: wake waiters and followers. */
 void jobs_wake(struct coord *c, struct cjob *j);
+/* New log batches of j are readable: wake its log followers. */
+void jobs_wake_logs(struct coord *c, struct cjob *j);
 
 /* ---- nodes and scheduling (sched.c) ---- */
 
@@ -112,7 +120,7 @@ struct cnode {
   pb_Node *info; /* labels, capabilities, resources, last heartbeat (owned) */
   char secret_hash[65];
   uint32_t slots;
-  uint32_t prefetch;  /* jobs it takes beyond its slots (queued there) */
+  uint32_t prefetch;    /* jobs it takes beyond its slots (queued there) */
   uint32_t running;     /* jobs assigned/running on it (our accounting) */
   uint64_t last_assign; /* c->assigns when it last got a job: ties go to the idlest */
   int busy;
@@ -238,14 +246,18 @@ struct coord {
   int closing;
   uint64_t stats_dispatched, stats_finished;
   uint64_t assigns; /* assignments so far (for the scheduler's tie-break) */
+  uint64_t turn;    /* check phases so far: which commit an action rides */
 };
 
 /* Runs fn(c, arg) after every store operation queued so far is durable
  * (needs = ACT_COMMIT), after every log append so far is fsynced (ACT_LOGS),
  * or both. Never runs before this returns. */
 void coord_after(struct coord *c, int needs, coord_action_fn fn, void *arg);
-/* Marks j for an Ack of its stored log batches after the next log sync. */
-void coord_ack_logs(struct coord *c, struct cjob *j);
+/* Marks j for an Ack of its stored log batches once they are durable: after
+ * the next commit (ACT_COMMIT: batches in the store) or log sync (ACT_LOGS:
+ * in the job's file). The commit path also wakes the job's log readers,
+ * which see store rows only once committed. */
+void coord_ack_logs(struct coord *c, struct cjob *j, int needs);
 int64_t coord_now_us(void);
 
 #endif

@@ -267,6 +267,9 @@ void cjob_assign(struct coord *c, struct cjob *j, struct cnode *n)
   j->log_seq = 0;
   j->log_seq_acked = 0;
   j->log_attempt = j->attempt;
+  j->log_small = 0;
+  j->log_in_file = 0;
+  j->log_known = 1; /* a new attempt has no log yet */
   if (j->progress) {
     protobuf_c_message_free_unpacked(&j->progress->base, NULL);
     j->progress = NULL;
@@ -378,6 +381,17 @@ void waiter_del(struct cjob *j, struct waiter *w)
     }
 }
 
+void jobs_wake_logs(struct coord *c, struct cjob *j)
+{
+  cjob_ref(j);
+  for (struct waiter *w = j->waiters, *next; w; w = next) {
+    next = w->next;
+    if (w->logs)
+      w->logs(c, w, j);
+  }
+  cjob_unref(c, j);
+}
+
 void jobs_wake(struct coord *c, struct cjob *j)
 {
   /* A waker may remove itself (and only itself): take next first. */
@@ -423,6 +437,7 @@ static void load_one(void *ud, const struct store_job *row)
   j->cancel_requested = row->cancel_requested;
   j->cancel_grace_ms = row->cancel_grace_ms;
   j->log_attempt = j->attempt;
+  j->log_known = 0;                        /* read when the agent is back (session.c) */
   j->dispatched = j->state == JS_ASSIGNED; /* committed before we stopped */
   if (row->node_id) {
     snprintf(j->node_id, sizeof(j->node_id), "%s", row->node_id);

@@ -427,60 +427,114 @@ static void logs_end(struct req *r, const pb_Job *job)
     rpc_call_finish(r->call, RPC_OK, NULL);
 }
 
-/* Sends the frames written so far, from where this reader is, until the
- * stream pushes back (then on_writable calls again) or the file ends. */
-static void logs_pump(struct req *r)
+/* Sends one stored batch (its bytes are a LogsResponse). 0, 1 (the stream
+ * pushes back: wait for on_writable) or -1 (the call is over). */
+static int send_batch(struct req *r, uint64_t seq, const uint8_t *p, size_t len)
+{
+  int s = rpc_call_send_bytes(r->call, p, len);
+  if (s < 0)
+    return -1;
+  r->after_seq = seq;
+  if (s == 1)
+    r->blocked = 1;
+  return s;
+}
+
+static int row_cb(void *ud, uint64_t seq, const uint8_t *data, size_t len)
+{
+  struct req *r = ud;
+  return send_batch(r, seq, data, len) != 0; /* stop when blocked or over */
+}
+
+/* The next batches of the reader's attempt from the job's file. Returns 1
+ * when some were sent (or the stream pushed back), 0 when the file has no
+ * more of this attempt, and sets *later when it holds a later attempt. */
+static int file_batches(struct req *r, int *later)
 {
   struct coord *c = r->c;
-  if (!r->call || r->ended || r->blocked)
-    return;
+  int sent = 0;
+  *later = 0;
   if (!r->reader && logreader_open(c->logs, r->id, &r->reader) < 0)
-    r->reader = NULL; /* no output yet */
+    return 0; /* no file (yet): a small log lives in the store only */
   for (;;) {
+    uint64_t at = logreader_offset(r->reader);
     uint32_t attempt;
     uint64_t seq;
     const uint8_t *p;
     size_t len;
-    int rc = r->reader ? logreader_next(r->reader, &attempt, &seq, &p, &len) : 0;
+    int rc = logreader_next(r->reader, &attempt, &seq, &p, &len);
     if (rc < 0) {
       log_error("damaged job log; its reader stops there", "job=%s error=%s", r->id, strerror(-rc));
-      rc = 0;
+      return sent;
     }
     if (rc == 0)
-      break;
-    if (attempt < r->attempt || (!r->follow && attempt != r->attempt))
+      return sent;
+    if (attempt < r->attempt || (attempt == r->attempt && seq <= r->after_seq))
       continue;
-    if (attempt == r->attempt && seq <= r->after_seq)
-      continue;
-    if (attempt != r->attempt) { /* with follow: later attempts as they come */
-      r->attempt = attempt;
-      r->after_seq = 0;
+    if (attempt > r->attempt) {
+      logreader_seek(r->reader, at); /* read again once this attempt is done */
+      *later = 1;
+      return sent;
     }
-    int s = rpc_call_send_bytes(r->call, p, len);
-    if (s < 0)
-      return;
-    if (s == 1) {
-      r->blocked = 1;
-      return;
+    if (seq != r->after_seq + 1) {
+      /* The batches before it are still on their way into the store (they
+       * are readable once committed, and the commit wakes this reader):
+       * batches go out in order, with no gap. */
+      logreader_seek(r->reader, at);
+      return sent;
     }
+    int s = send_batch(r, seq, p, len);
+    if (s != 0)
+      return 1;
+    sent = 1;
   }
-  /* The end of the file: over unless the job may still write. */
+}
+
+/* Sends what is stored, from where this reader is, in order: for each
+ * attempt, its first batches from the store, then the rest from the job's
+ * file; until the stream pushes back (on_writable calls again) or nothing
+ * more is stored (a follower is woken when more is). */
+static void logs_pump(struct req *r)
+{
+  struct coord *c = r->c;
   struct cjob *j = r->job;
-  if (r->follow && j && j->state == JS_QUEUED && j->attempt >= r->attempt) {
-    /* Requeued: the next attempt's output follows; say so now, so that the
-     * reader can tell why it waits (its reason is in the job's events). */
-    pb_LogsResponse next = DROVER__V1__LOGS_RESPONSE__INIT;
-    next.job_id = j->id;
-    next.attempt = j->attempt + 1;
-    r->attempt = next.attempt;
-    r->after_seq = 0;
-    int s = rpc_call_send(r->call, &next.base);
-    if (s < 0)
+  while (r->call && !r->ended && !r->blocked) {
+    int n = store_log_read(c->store, r->id, r->attempt, r->after_seq, 64, row_cb, r);
+    if (n < 0)
+      log_error("cannot read a job log from the store", "job=%s", r->id);
+    if (!r->call || r->blocked)
       return;
-    if (s == 1)
-      r->blocked = 1;
-    return;
+    if (n > 0)
+      continue;
+    int later;
+    if (file_batches(r, &later))
+      continue;
+    if (!r->follow)
+      break;
+    /* This attempt has nothing more stored now. It is over when the file
+     * holds a later one, or the job moved on. */
+    if (later || (j && j->attempt > r->attempt)) {
+      r->attempt++;
+      r->after_seq = 0;
+      continue;
+    }
+    if (j && j->state == JS_QUEUED && j->attempt == r->attempt && j->attempt) {
+      /* Requeued: the next attempt's output follows; say so now, so that
+       * the reader can tell why it waits (its reason is in the events). */
+      pb_LogsResponse next = DROVER__V1__LOGS_RESPONSE__INIT;
+      next.job_id = j->id;
+      next.attempt = j->attempt + 1;
+      r->attempt = next.attempt;
+      r->after_seq = 0;
+      if (rpc_call_send(r->call, &next.base) == 1)
+        r->blocked = 1;
+      return;
+    }
+    break;
   }
+  if (!r->call || r->ended || r->blocked)
+    return;
+  /* Nothing more stored: over unless the job may still write. */
   if (!r->follow) {
     logs_end(r, NULL);
   } else if (j && job_state_terminal(j->state) && j->end_committed) {

@@ -195,10 +195,10 @@ static int scan(struct logfile *f)
   return 0;
 }
 
-struct logfile *logstore_file(struct logstore *ls, const char *job_id)
+static struct logfile *file_open(struct logstore *ls, const char *job_id, int create)
 {
   char *path = xasprintf("%s/%s.log", ls->dir, job_id);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
   free(path);
   if (fd < 0)
     return NULL;
@@ -217,6 +217,16 @@ struct logfile *logstore_file(struct logstore *ls, const char *job_id)
     return NULL;
   }
   return f;
+}
+
+struct logfile *logstore_file(struct logstore *ls, const char *job_id)
+{
+  return file_open(ls, job_id, 1);
+}
+
+struct logfile *logstore_existing(struct logstore *ls, const char *job_id)
+{
+  return file_open(ls, job_id, 0);
 }
 
 static void file_free(struct logfile *f)
@@ -754,4 +764,14 @@ int logreader_next(struct logreader *r, uint32_t *attempt, uint64_t *seq, const 
   *payload = r->buf;
   *len = plen;
   return 1;
+}
+
+uint64_t logreader_offset(const struct logreader *r)
+{
+  return r->off;
+}
+
+void logreader_seek(struct logreader *r, uint64_t off)
+{
+  r->off = off;
 }

@@ -49,6 +49,9 @@ void logstore_close(struct logstore *ls, void (*cb)(void *ud), void *ud);
  * last frame cut off) and scanned for the last seq of each attempt. A
  * reference: release it with logfile_release. NULL with errno set on error. */
 struct logfile *logstore_file(struct logstore *ls, const char *job_id);
+/* The same for a job whose file exists already; NULL (errno ENOENT) when
+ * there is none: nothing is created. */
+struct logfile *logstore_existing(struct logstore *ls, const char *job_id);
 void logfile_release(struct logfile *f);
 /* The highest seq stored for attempt (0: none). */
 uint64_t logfile_last_seq(const struct logfile *f, uint32_t attempt);
@@ -74,5 +77,8 @@ void logreader_close(struct logreader *r);
  * or -errno / -EBADMSG (a damaged frame: treated as the end by callers). */
 int logreader_next(struct logreader *r, uint32_t *attempt, uint64_t *seq, const uint8_t **payload,
                    size_t *len);
+/* Where the next frame starts; going back there reads it again. */
+uint64_t logreader_offset(const struct logreader *r);
+void logreader_seek(struct logreader *r, uint64_t off);
 
 #endif

@@ -13,7 +13,14 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "coord/coord_int.h"
+#include "job/pbwire.h"
 #include "job/states.h"
+
+#define LOG_SMALL_MAX (64u * 1024) /* an attempt's first bytes of log: in the store */
+
+struct session;
+static void dispatch(struct session *s, rpc_call *call, pb_AgentMessage *am);
+static void log_attempt(struct coord *c, struct cjob *j);
 
 struct session {
   struct coord *c;
@@ -236,13 +243,9 @@ static void held_state(struct coord *c, struct cnode *n, const pb_HeldJob *h, pb
   struct cjob *j = cjob_get(c, h->job_id);
   if (j && j->attempt == h->attempt && j->node == n &&
       (j->state == JS_ASSIGNED || j->state == JS_RUNNING)) {
-    if (!j->log || j->log_attempt != j->attempt) {
-      logfile_release(j->log);
-      j->log = logstore_file(c->logs, j->id);
-      j->log_attempt = j->attempt;
-    }
-    out->log_seq = j->log ? logfile_last_seq(j->log, j->attempt) : 0;
-    j->log_seq = out->log_seq;
+    j->log_known = 0;
+    log_attempt(c, j);
+    out->log_seq = j->log_seq;
     j->log_seq_acked = out->log_seq;
     if (j->state == JS_ASSIGNED)
       cjob_set_state(c, j, JS_RUNNING, "running on its node after a reconnect");
@@ -399,109 +402,117 @@ static void on_started(struct session *s, const Drover__V1__JobStarted *m)
     cjob_set_state(s->c, j, JS_RUNNING, NULL);
 }
 
-/* The bytes of field `field` (length-delimited) of a protobuf message, found
- * without unpacking it: the stored log frame is the LogBatch exactly as the
- * agent packed it. Returns 0 or -1. */
-static int field_bytes(const uint8_t *p, size_t len, uint32_t field, const uint8_t **out,
-                       size_t *outlen)
+/* A LogBatch as far as the coordinator reads it: who it is for, not its
+ * entries, which are stored as they came (the payload). */
+struct batch_head {
+  char job_id[129];
+  uint32_t attempt;
+  uint64_t seq;
+};
+
+/* Reads the head of a packed LogBatch without unpacking its entries (a batch
+ * may hold thousands). Returns 0, or -1 for bytes that are not a LogBatch. */
+static int batch_head(const uint8_t *p, size_t len, struct batch_head *h)
 {
-  const uint8_t *end = p + len;
-  while (p < end) {
-    uint64_t key = 0;
-    int shift = 0;
-    while (p < end && shift < 64) {
-      key |= (uint64_t)(*p & 0x7f) << shift;
-      shift += 7;
-      if (!(*p++ & 0x80))
-        break;
-    }
-    uint32_t wt = (uint32_t)(key & 7);
-    uint64_t val = 0;
-    switch (wt) {
-    case 0:
-      while (p < end && (*p++ & 0x80))
-        ;
-      break;
-    case 1:
-      p += 8;
-      break;
-    case 5:
-      p += 4;
-      break;
-    case 2:
-      shift = 0;
-      while (p < end && shift < 64) {
-        val |= (uint64_t)(*p & 0x7f) << shift;
-        shift += 7;
-        if (!(*p++ & 0x80))
-          break;
-      }
-      if (val > (uint64_t)(end - p))
+  struct pbw r;
+  uint32_t field, wt;
+  uint64_t v;
+  const uint8_t *data;
+  size_t dlen;
+  int rc;
+  memset(h, 0, sizeof(*h));
+  pbw_init(&r, p, len);
+  while ((rc = pbw_next(&r, &field, &wt, &v, &data, &dlen)) == 1) {
+    if (field == 1 && wt == PBW_LEN) {
+      if (dlen >= sizeof(h->job_id) || memchr(data, 0, dlen))
         return -1;
-      if ((key >> 3) == field) {
-        *out = p;
-        *outlen = (size_t)val;
-        return 0;
-      }
-      p += val;
-      break;
-    default:
-      return -1;
+      memcpy(h->job_id, data, dlen);
+      h->job_id[dlen] = '\0';
+    } else if (field == 2 && wt == PBW_VARINT) {
+      h->seq = v;
+    } else if (field == 5 && wt == PBW_VARINT) {
+      h->attempt = (uint32_t)v;
     }
   }
-  return -1;
+  return rc == 0 && h->job_id[0] ? 0 : -1;
 }
 
-static void on_log_batch(struct session *s, const pb_LogBatch *b, const struct rpc_msg *raw)
+/* The last seq of the attempt stored anywhere: the database (small logs)
+ * or the job's file (the rest). */
+static uint64_t stored_seq(struct coord *c, struct cjob *j)
+{
+  uint64_t db = 0, file = 0;
+  if (store_log_last(c->store, j->id, j->attempt, &db) < 0)
+    db = 0;
+  if (!j->log)
+    j->log = logstore_existing(c->logs, j->id);
+  if (j->log)
+    file = logfile_last_seq(j->log, j->attempt);
+  j->log_in_file = file > 0;
+  return db > file ? db : file;
+}
+
+/* Brings j's log bookkeeping to its current attempt. */
+static void log_attempt(struct coord *c, struct cjob *j)
+{
+  if (j->log_attempt == j->attempt && j->log_known)
+    return;
+  j->log_attempt = j->attempt;
+  j->log_small = 0;
+  j->log_seq = stored_seq(c, j);
+  j->log_known = 1;
+}
+
+static void on_log_batch(struct session *s, const uint8_t *payload, size_t plen)
 {
   struct coord *c = s->c;
-  struct cjob *j = current(s, b->job_id, b->attempt);
-  if (!j) {
-    tell_stale(s, cjob_get(c, b->job_id), b->job_id, b->attempt);
-    return;
-  }
-  if (!j->log || j->log_attempt != j->attempt) {
-    logfile_release(j->log);
-    j->log = logstore_file(c->logs, j->id);
-    j->log_attempt = j->attempt;
-    if (!j->log) {
-      log_error("cannot open job log", "job=%s error=%s", j->id, strerror(errno));
-      return; /* not acknowledged: the agent keeps the batch */
-    }
-    j->log_seq = logfile_last_seq(j->log, j->attempt);
-  }
-  if (b->seq <= j->log_seq) {
-    coord_ack_logs(c, j); /* sent again after a reconnect: stored once */
-    return;
-  }
-  if (b->seq != j->log_seq + 1) {
-    log_error("log batch out of order", "job=%s attempt=%u seq=%llu expected=%llu", j->id,
-              j->attempt, (unsigned long long)b->seq, (unsigned long long)j->log_seq + 1);
-    session_kick(s, RPC_INTERNAL, "log batch out of order: reconnect and send from the last ack");
-    return;
-  }
-  const uint8_t *payload;
-  size_t plen;
-  if (field_bytes(raw->data, raw->len, DROVER__V1__AGENT_MESSAGE__MSG_LOG_BATCH, &payload, &plen) <
-      0) {
+  struct batch_head b;
+  if (batch_head(payload, plen, &b) < 0) {
     session_kick(s, RPC_INVALID_ARGUMENT, "malformed log batch");
     return;
   }
-  int rc = logfile_append(j->log, j->attempt, b->seq, payload, plen);
-  if (rc < 0) {
-    log_error("cannot store log batch", "job=%s seq=%llu error=%s", j->id,
-              (unsigned long long)b->seq, strerror(-rc));
-    return; /* not acknowledged: the agent resends after its next reconnect */
+  struct cjob *j = current(s, b.job_id, b.attempt);
+  if (!j) {
+    tell_stale(s, cjob_get(c, b.job_id), b.job_id, b.attempt);
+    return;
   }
-  j->log_seq = b->seq;
+  log_attempt(c, j);
+  if (b.seq <= j->log_seq) {
+    coord_ack_logs(c, j, j->log_in_file ? ACT_LOGS : ACT_COMMIT); /* sent again: stored once */
+    return;
+  }
+  if (b.seq != j->log_seq + 1) {
+    log_error("log batch out of order", "job=%s attempt=%u seq=%llu expected=%llu", j->id,
+              j->attempt, (unsigned long long)b.seq, (unsigned long long)j->log_seq + 1);
+    session_kick(s, RPC_INTERNAL, "log batch out of order: reconnect and send from the last ack");
+    return;
+  }
+  /* The first LOG_SMALL_MAX bytes of an attempt go into the store with the
+   * job's state changes (a job with a few lines costs no file); the rest to
+   * the job's own file. */
+  if (!j->log_in_file && j->log_small + plen <= LOG_SMALL_MAX) {
+    store_log_put(c->store, j->id, j->attempt, b.seq, payload, plen);
+    j->log_small += plen;
+    j->log_seq = b.seq;
+    coord_ack_logs(c, j, ACT_COMMIT); /* readers are woken once it is committed */
+  } else {
+    if (!j->log && !(j->log = logstore_file(c->logs, j->id))) {
+      log_error("cannot open job log", "job=%s error=%s", j->id, strerror(errno));
+      return; /* not acknowledged: the agent keeps the batch */
+    }
+    int rc = logfile_append(j->log, j->attempt, b.seq, payload, plen);
+    if (rc < 0) {
+      log_error("cannot store log batch", "job=%s seq=%llu error=%s", j->id,
+                (unsigned long long)b.seq, strerror(-rc));
+      return; /* not acknowledged: the agent resends after its next reconnect */
+    }
+    j->log_in_file = 1;
+    j->log_seq = b.seq;
+    coord_ack_logs(c, j, ACT_LOGS);
+    jobs_wake_logs(c, j);
+  }
   if (j->state == JS_ASSIGNED)
     cjob_set_state(c, j, JS_RUNNING, NULL);
-  coord_ack_logs(c, j);
-  for (struct waiter *w = j->waiters, *next; w; w = next) {
-    next = w->next;
-    if (w->logs)
-      w->logs(c, w, j);
-  }
 }
 
 static void on_progress(struct session *s, const pb_Progress *p)
@@ -575,7 +586,8 @@ static void on_finished(struct session *s, Drover__V1__JobFinished *f)
     session_kick(s, RPC_INVALID_ARGUMENT, "JobFinished without a result");
     return;
   }
-  uint64_t have = j->log && j->log_attempt == j->attempt ? j->log_seq : 0;
+  log_attempt(c, j);
+  uint64_t have = j->log_seq;
   if (f->result->last_log_seq > have) {
     log_error("job finished before its logs arrived", "job=%s attempt=%u last_seq=%llu have=%llu",
               j->id, j->attempt, (unsigned long long)f->result->last_log_seq,
@@ -629,13 +641,58 @@ static void on_start(rpc_call *call, void *ud)
   rpc_call_send_headers(call);
 }
 
+/* The message's oneof field: the last top-level field, as protobuf reads
+ * a oneof. Returns its number and bytes, or 0 for bytes that are not an
+ * AgentMessage. */
+static uint32_t which_msg(const struct rpc_msg *m, const uint8_t **data, size_t *len)
+{
+  struct pbw r;
+  uint32_t field, wt, last = 0;
+  uint64_t v;
+  const uint8_t *d;
+  size_t n;
+  int rc;
+  pbw_init(&r, m->data, m->len);
+  while ((rc = pbw_next(&r, &field, &wt, &v, &d, &n)) == 1) {
+    if (wt == PBW_LEN) {
+      last = field;
+      *data = d;
+      *len = n;
+    }
+  }
+  return rc == 0 ? last : 0;
+}
+
 static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
 {
   struct session *s = rpc_call_data(call);
-  pb_AgentMessage *am = (pb_AgentMessage *)m->msg;
   (void)ud;
-  if (!am || s->dead)
+  if (s->dead)
     return;
+  const uint8_t *inner = NULL;
+  size_t inner_len = 0;
+  uint32_t kind = which_msg(m, &inner, &inner_len);
+  /* Log batches are most of what comes: they are read by hand and stored
+   * as they are, never unpacked (thousands of entries each). */
+  if (kind == DROVER__V1__AGENT_MESSAGE__MSG_LOG_BATCH && s->registered && s->node &&
+      s->node->sess == s) {
+    s->node->last_seen_ms = uv_now(s->c->loop);
+    s->node->last_seen_us = coord_now_us();
+    on_log_batch(s, inner, inner_len);
+    return;
+  }
+  pb_AgentMessage *am = (pb_AgentMessage *)protobuf_c_message_unpack(
+      &drover__v1__agent_message__descriptor, NULL, m->len, m->data);
+  if (!am) {
+    rpc_call_finish(call, RPC_INVALID_ARGUMENT, "malformed AgentMessage");
+    return;
+  }
+  dispatch(s, call, am);
+  protobuf_c_message_free_unpacked(&am->base, NULL);
+}
+
+static void dispatch(struct session *s, rpc_call *call, pb_AgentMessage *am)
+{
   if (!s->registered) {
     if (am->msg_case != DROVER__V1__AGENT_MESSAGE__MSG_REGISTER) {
       rpc_call_finish(call, RPC_FAILED_PRECONDITION, "the first message must be Register");
@@ -655,9 +712,6 @@ static void on_message(rpc_call *call, struct rpc_msg *m, void *ud)
     break;
   case DROVER__V1__AGENT_MESSAGE__MSG_JOB_STARTED:
     on_started(s, am->job_started);
-    break;
-  case DROVER__V1__AGENT_MESSAGE__MSG_LOG_BATCH:
-    on_log_batch(s, am->log_batch, m);
     break;
   case DROVER__V1__AGENT_MESSAGE__MSG_PROGRESS:
     on_progress(s, am->progress);

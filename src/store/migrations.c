@@ -81,7 +81,20 @@ static const char v1[] = "CREATE TABLE jobs (\n"
                          "  description TEXT\n"
                          ");\n";
 
+/* Version 2: job logs small enough to live in the database. The
+ * coordinator keeps the first batches of an attempt here (up to a size),
+ * committed with the job's state changes: a job with a few lines of output
+ * costs no file of its own. Bigger logs go on in files (src/coord/logstore). */
+static const char v2[] = "CREATE TABLE job_logs (\n"
+                         "  job_id TEXT NOT NULL REFERENCES jobs (id),\n"
+                         "  attempt BIGINT NOT NULL,\n"
+                         "  seq BIGINT NOT NULL,\n"
+                         "  data BLOB NOT NULL,\n"
+                         "  PRIMARY KEY (job_id, attempt, seq)\n"
+                         ");\n";
+
 const struct store_migration store_sqlite_migrations[] = {
     {1, v1},
+    {2, v2},
 };
 const size_t store_sqlite_nmigrations = ARRAY_SIZE(store_sqlite_migrations);

@@ -260,6 +260,7 @@ static int prepare_all(struct store_backend *b, char *err, size_t errlen)
        "uses_left = excluded.uses_left, created_us = excluded.created_us, "
        "expires_us = excluded.expires_us, description = excluded.description"},
       {b->w, &b->token_delete, "DELETE FROM tokens WHERE id = ?"},
+      {b->w, &b->log_put, "INSERT INTO job_logs (job_id, attempt, seq, data) VALUES (?, ?, ?, ?)"},
       {b->r, &b->job_get, "SELECT " JOB_COLS " FROM jobs WHERE id = ?"},
       {b->r, &b->job_labels, "SELECT key, value FROM job_labels WHERE job_id = ? ORDER BY key"},
       {b->r, &b->job_key, "SELECT id FROM jobs WHERE idempotency_key = ?"},
@@ -272,6 +273,10 @@ static int prepare_all(struct store_backend *b, char *err, size_t errlen)
       {b->r, &b->token_load,
        "SELECT id, hash, uses_left, created_us, expires_us, description "
        "FROM tokens ORDER BY created_us, id"},
+      {b->r, &b->log_read,
+       "SELECT seq, data FROM job_logs WHERE job_id = ? AND attempt = ? AND seq > ? "
+       "ORDER BY seq LIMIT ?"},
+      {b->r, &b->log_last, "SELECT max(seq) FROM job_logs WHERE job_id = ? AND attempt = ?"},
   };
   for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
     int rc = sq_prepare(all[i].db, all[i].sql, all[i].st);
@@ -297,7 +302,7 @@ static void sq_close(struct store_backend *b)
                          b->job_update, b->job_insert, b->label_insert, b->event_insert,
                          b->node_put,   b->token_put,  b->token_delete, b->job_get,
                          b->job_labels, b->job_key,    b->event_list,   b->node_load,
-                         b->token_load};
+                         b->token_load, b->log_put,    b->log_read,     b->log_last};
   for (size_t i = 0; i < ARRAY_SIZE(all); i++)
     sqlite3_finalize(all[i]);
   for (size_t i = 0; i < b->nshapes; i++)
@@ -514,6 +519,15 @@ static int apply(struct store_backend *b, const struct store_op *o)
   case STORE_OP_TOKEN_DELETE:
     sq_bind_text(b->token_delete, 1, o->u.token_id);
     return run(b->token_delete);
+  case STORE_OP_LOG_PUT: {
+    const struct store_log_op *l = &o->u.log;
+    st = b->log_put;
+    sq_bind_text(st, 1, l->job_id);
+    sqlite3_bind_int64(st, 2, l->attempt);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)l->seq);
+    bind_blob(st, 4, l->data, l->len);
+    return run(st);
+  }
   }
   return SQLITE_MISUSE;
 }
@@ -588,4 +602,6 @@ const struct store_backend_ops store_sqlite_backend = {
     .event_list = store_sqlite_event_list,
     .node_load = store_sqlite_node_load,
     .token_load = store_sqlite_token_load,
+    .log_read = store_sqlite_log_read,
+    .log_last = store_sqlite_log_last,
 };

@@ -37,9 +37,10 @@ struct store_backend {
   /* The writer's statements (thread pool). */
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *job_change, *job_update, *job_insert, *label_insert, *event_insert;
-  sqlite3_stmt *node_put, *token_put, *token_delete;
+  sqlite3_stmt *node_put, *token_put, *token_delete, *log_put;
   /* The reader's (loop). */
   sqlite3_stmt *job_get, *job_labels, *job_key, *event_list, *node_load, *token_load;
+  sqlite3_stmt *log_read, *log_last;
   struct shape shapes[SHAPE_CACHE];
   size_t nshapes;
 };
@@ -73,5 +74,11 @@ int store_sqlite_node_load(struct store_backend *b,
                            void (*cb)(void *ud, const struct store_node *n), void *ud);
 int store_sqlite_token_load(struct store_backend *b,
                             void (*cb)(void *ud, const struct store_token *t), void *ud);
+int store_sqlite_log_read(struct store_backend *b, const char *job_id, uint32_t attempt,
+                          uint64_t after_seq, uint32_t limit,
+                          int (*cb)(void *ud, uint64_t seq, const uint8_t *data, size_t len),
+                          void *ud);
+int store_sqlite_log_last(struct store_backend *b, const char *job_id, uint32_t attempt,
+                          uint64_t *seq);
 
 #endif

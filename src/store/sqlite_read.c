@@ -387,3 +387,43 @@ int store_sqlite_token_load(struct store_backend *b,
   put_stmt(st, b->token_load);
   return rc == SQLITE_DONE ? 0 : read_failed(b, "token_load");
 }
+
+int store_sqlite_log_read(struct store_backend *b, const char *job_id, uint32_t attempt,
+                          uint64_t after_seq, uint32_t limit,
+                          int (*cb)(void *ud, uint64_t seq, const uint8_t *data, size_t len),
+                          void *ud)
+{
+  sqlite3_stmt *st = get_stmt(b->log_read);
+  if (!st)
+    return read_failed(b, "log_read");
+  sq_bind_text(st, 1, job_id);
+  sqlite3_bind_int64(st, 2, attempt);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)after_seq);
+  sqlite3_bind_int64(st, 4, limit ? (sqlite3_int64)limit : -1);
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const void *data = sqlite3_column_blob(st, 1);
+    size_t len = (size_t)sqlite3_column_bytes(st, 1);
+    n++;
+    if (cb(ud, (uint64_t)sqlite3_column_int64(st, 0), data ? data : (const void *)"", len)) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
+  put_stmt(st, b->log_read);
+  return rc == SQLITE_DONE ? n : read_failed(b, "log_read");
+}
+
+int store_sqlite_log_last(struct store_backend *b, const char *job_id, uint32_t attempt,
+                          uint64_t *seq)
+{
+  sqlite3_stmt *st = get_stmt(b->log_last);
+  if (!st)
+    return read_failed(b, "log_last");
+  sq_bind_text(st, 1, job_id);
+  sqlite3_bind_int64(st, 2, attempt);
+  int rc = sqlite3_step(st);
+  *seq = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+  put_stmt(st, b->log_last);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : read_failed(b, "log_last");
+}

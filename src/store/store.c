@@ -195,6 +195,9 @@ static const char *op_name(const struct store_op *o, const char **key)
   case STORE_OP_TOKEN_DELETE:
     *key = o->u.token_id;
     return "token_delete";
+  case STORE_OP_LOG_PUT:
+    *key = o->u.log.job_id;
+    return "log_put";
   }
   *key = "";
   return "?";
@@ -528,6 +531,22 @@ void store_token_delete(struct store *s, const char *id)
   op_queue(s, o);
 }
 
+void store_log_put(struct store *s, const char *job_id, uint32_t attempt, uint64_t seq,
+                   const void *data, size_t len)
+{
+  char *p;
+  struct store_op *o = op_new(STORE_OP_LOG_PUT, len, &p);
+  struct store_log_op *l = &o->u.log;
+  snprintf(l->job_id, sizeof l->job_id, "%s", job_id);
+  l->attempt = attempt;
+  l->seq = seq;
+  l->len = len;
+  l->data = (const uint8_t *)p;
+  if (len)
+    memcpy(p, data, len);
+  op_queue(s, o);
+}
+
 void store_sync(struct store *s, void (*cb)(void *ud, int status), void *ud)
 {
   struct barrier *w = xcalloc(1, sizeof(*w));
@@ -580,4 +599,16 @@ int store_node_load(struct store *s, void (*cb)(void *ud, const struct store_nod
 int store_token_load(struct store *s, void (*cb)(void *ud, const struct store_token *t), void *ud)
 {
   return s->be_ops->token_load(s->be, cb, ud);
+}
+
+int store_log_read(struct store *s, const char *job_id, uint32_t attempt, uint64_t after_seq,
+                   uint32_t limit,
+                   int (*cb)(void *ud, uint64_t seq, const uint8_t *data, size_t len), void *ud)
+{
+  return s->be_ops->log_read(s->be, job_id, attempt, after_seq, limit, cb, ud);
+}
+
+int store_log_last(struct store *s, const char *job_id, uint32_t attempt, uint64_t *seq)
+{
+  return s->be_ops->log_last(s->be, job_id, attempt, seq);
 }

@@ -130,6 +130,11 @@ void store_event_add(struct store *s, const struct store_event *e);
 void store_node_put(struct store *s, const struct store_node *n);
 void store_token_put(struct store *s, const struct store_token *t);
 void store_token_delete(struct store *s, const char *id);
+/* A batch of a job's log (a packed LogBatch, the seq-th of the attempt), for
+ * logs small enough to live in the database (the coordinator puts big ones
+ * in files). A second put of the same (job, attempt, seq) is refused. */
+void store_log_put(struct store *s, const char *job_id, uint32_t attempt, uint64_t seq,
+                   const void *data, size_t len);
 
 /* cb(ud, 0) runs on the loop once every operation queued before this call is
  * committed (at once, from the next loop turn, when nothing is queued). With
@@ -177,6 +182,14 @@ int store_job_load_active(struct store *s, const int *terminal, size_t n,
 int store_event_list(struct store *s, const char *job_id,
                      void (*cb)(void *ud, const struct store_event *e), void *ud);
 int store_node_load(struct store *s, void (*cb)(void *ud, const struct store_node *n), void *ud);
+/* A job's log batches of `attempt` after `after_seq`, in seq order, at most
+ * limit (0: all). cb gets each (data valid during the call) and returns
+ * nonzero to stop. Returns the number given to cb, or STORE_E_SQL. */
+int store_log_read(struct store *s, const char *job_id, uint32_t attempt, uint64_t after_seq,
+                   uint32_t limit,
+                   int (*cb)(void *ud, uint64_t seq, const uint8_t *data, size_t len), void *ud);
+/* The last seq stored for the attempt (*seq = 0: none). 0 or STORE_E_SQL. */
+int store_log_last(struct store *s, const char *job_id, uint32_t attempt, uint64_t *seq);
 int store_token_load(struct store *s, void (*cb)(void *ud, const struct store_token *t), void *ud);
 
 #endif

@@ -15,6 +15,15 @@ enum store_op_kind {
   STORE_OP_NODE_PUT,
   STORE_OP_TOKEN_PUT,
   STORE_OP_TOKEN_DELETE,
+  STORE_OP_LOG_PUT,
+};
+
+struct store_log_op {
+  char job_id[129];
+  uint32_t attempt;
+  uint64_t seq;
+  const uint8_t *data;
+  size_t len;
 };
 
 /* One queued write: a deep copy of what the caller passed, in one allocation
@@ -33,6 +42,7 @@ struct store_op {
     struct store_node node;
     struct store_token token;
     char token_id[64]; /* STORE_OP_TOKEN_DELETE */
+    struct store_log_op log;
   } u;
 };
 
@@ -70,6 +80,10 @@ struct store_backend_ops {
                    void *ud);
   int (*token_load)(struct store_backend *b, void (*cb)(void *ud, const struct store_token *t),
                     void *ud);
+  int (*log_read)(struct store_backend *b, const char *job_id, uint32_t attempt, uint64_t after_seq,
+                  uint32_t limit,
+                  int (*cb)(void *ud, uint64_t seq, const uint8_t *data, size_t len), void *ud);
+  int (*log_last)(struct store_backend *b, const char *job_id, uint32_t attempt, uint64_t *seq);
 };
 
 extern const struct store_backend_ops store_sqlite_backend;

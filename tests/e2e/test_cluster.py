@@ -71,6 +71,7 @@ def test_cluster_lost_node_job_moves_to_another_node_once(cluster, srv, tmp_path
                  f'if [ "$DROVER_ATTEMPT" = 1 ]; then sleep 300; fi; '
                  f'echo "end $DROVER_ATTEMPT" >> {side}')
     wait_for(lambda: side.exists() and "start 1" in side.read_text(), what="attempt 1 running")
+    wait_state(srv, jid, "running")  # its agent has told the coordinator
     first.kill9()
     second = agent(cluster, srv, "second", slots=1)
     done = wait_state(srv, jid, "succeeded", timeout=60)

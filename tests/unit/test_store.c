@@ -804,6 +804,57 @@ static void keep_token(void *ud, const struct store_token *t)
   r->n++;
 }
 
+struct log_rows {
+  uint64_t seq[8];
+  char data[8][16];
+  int n, stop_at;
+};
+
+static int keep_log(void *ud, uint64_t seq, const uint8_t *data, size_t len)
+{
+  struct log_rows *r = ud;
+  r->seq[r->n] = seq;
+  snprintf(r->data[r->n], sizeof r->data[0], "%.*s", (int)len, (const char *)data);
+  return ++r->n == r->stop_at;
+}
+
+static void test_store_log_rows(void **state)
+{
+  struct ctx *c = *state;
+  put_job(c, "job-log", QUEUED, 1);
+  store_log_put(c->s, "job-log", 1, 1, "one", 3);
+  store_log_put(c->s, "job-log", 1, 2, "two", 3);
+  store_log_put(c->s, "job-log", 2, 1, "again", 5);
+  store_log_put(c->s, "job-log", 1, 3, "", 0); /* an empty batch is a batch */
+  /* Nothing is readable before the commit. */
+  struct log_rows r = {0};
+  assert_int_equal(store_log_read(c->s, "job-log", 1, 0, 0, keep_log, &r), 0);
+  assert_int_equal(sync_wait(c), 0);
+  assert_int_equal(store_log_read(c->s, "job-log", 1, 0, 0, keep_log, &r), 3);
+  assert_int_equal(r.seq[0], 1);
+  assert_string_equal(r.data[1], "two");
+  assert_string_equal(r.data[2], "");
+  memset(&r, 0, sizeof r);
+  assert_int_equal(store_log_read(c->s, "job-log", 1, 1, 1, keep_log, &r), 1); /* after, limit */
+  assert_string_equal(r.data[0], "two");
+  memset(&r, 0, sizeof r);
+  r.stop_at = 1; /* the callback stops the read */
+  assert_int_equal(store_log_read(c->s, "job-log", 1, 0, 0, keep_log, &r), 1);
+  uint64_t last;
+  assert_int_equal(store_log_last(c->s, "job-log", 1, &last), 0);
+  assert_int_equal(last, 3);
+  assert_int_equal(store_log_last(c->s, "job-log", 2, &last), 0);
+  assert_int_equal(last, 1);
+  assert_int_equal(store_log_last(c->s, "job-log", 3, &last), 0);
+  assert_int_equal(last, 0);
+  /* A batch is stored once. */
+  capture_start(c);
+  store_log_put(c->s, "job-log", 1, 2, "twice", 5);
+  int status = sync_wait(c);
+  free(capture_end());
+  assert_int_equal(status, STORE_E_CONSTRAINT);
+}
+
 static void test_store_tokens(void **state)
 {
   struct ctx *c = *state;
@@ -1460,6 +1511,7 @@ int main(int argc, char **argv)
       T(test_store_event_fields),
       T(test_store_nodes),
       T(test_store_tokens),
+      T(test_store_log_rows),
       T(test_store_migrations_fresh_file),
       T(test_store_reopen_keeps_data),
       T(test_store_newer_schema_refused),

@@ -1,92 +1,91 @@
 #!/usr/bin/env bash
-# make demo: `drover run` once, then a few jobs through the stand-alone
-# jobs-directory agent, and what became of them. Needs only bash, coreutils and
-# /usr/bin/python3 (for the summary table).
+# make demo: drover's main job on the embedded default. Starts `drover dev` (a
+# coordinator and one agent in one process, on a SQLite store in a temporary
+# folder), drives a few jobs through the CLI (output live, a failing one, a
+# cancelled one, a live log, one that reports progress), shows what the
+# coordinator kept of them, then stops drover dev gracefully.
 set -euo pipefail
 DROVER=$(realpath "${1:-build/drover}")
-PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/drover-demo.XXXXXX")
-J=$T/jobs
-AGENT=
-trap '[ -n "$AGENT" ] && kill -TERM "$AGENT" 2>/dev/null; wait 2>/dev/null || true' EXIT
+DEV=
+stop_dev() {
+  if [ -n "$DEV" ] && kill -0 "$DEV" 2>/dev/null; then
+    kill -TERM "$DEV"
+    wait "$DEV" || true
+  fi
+  DEV=
+}
+trap stop_dev EXIT
 
 # Headings in bold on a terminal, plain in a log.
 if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi
 say() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
+run() { printf '%s$ %s%s\n' "$B" "$*" "$N"; "$@"; }
 
 "$DROVER" version
-say "drover run -- echo hello"
-"$DROVER" run -- echo hello
-say "drover run --timeout 1s -- 'sleep 5'   (exit code 124 on timeout)"
+say "drover dev: a coordinator and one agent, data in $T/data"
+"$DROVER" dev --listen 127.0.0.1:0 --data "$T/data" --slots 2 >"$T/dev.out" 2>"$T/dev.err" &
+DEV=$!
+for _ in $(seq 200); do
+  ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$T/dev.out")
+  [ -n "$ADDR" ] && break
+  kill -0 "$DEV" 2>/dev/null || { cat "$T/dev.err"; exit 1; }
+  sleep 0.05
+done
+[ -n "$ADDR" ] || { echo "demo: drover dev did not start"; cat "$T/dev.err"; exit 1; }
+export DROVER_ADDR=$ADDR
+echo "listening on $ADDR (the CLI finds it through DROVER_ADDR)"
+for _ in $(seq 200); do
+  "$DROVER" node list --json 2>/dev/null | grep -q '"state": *"ready"' && break
+  sleep 0.05
+done
+run "$DROVER" node list
+
+say "a job runs on the node; its output comes back live, byte for byte, with its exit code"
+run "$DROVER" job run -- 'echo "hello from $(uname -n)"; echo "and a line on stderr" >&2'
+
+say "a failing job: drover job run exits with the job's own code"
 code=0
-"$DROVER" run --timeout 1s -- 'sleep 5' || code=$?
+run "$DROVER" job run --name "a failing step" -- 'echo compiling; exit 3' || code=$?
 echo "exit code: $code"
 
-say "jobs directory $J"
-mkdir -p "$J"
-# Writers write a temporary name, then rename: the agent only takes *.json.
-drop() { cat > "$J/.$1.tmp"; mv "$J/.$1.tmp" "$J/$1"; }
-drop hello.json <<'EOF'
-{"id": "hello", "name": "a shell job",
- "command": "echo \"hello from $(uname -n)\"; echo 'and a line on stderr' >&2"}
-EOF
-drop uname.json <<'EOF'
-{"id": "uname", "name": "an exec job (no shell)", "kind": "exec", "argv": ["uname", "-sr"]}
-EOF
-drop build.json <<'EOF'
-{"id": "build", "name": "a python script reporting progress", "kind": "script",
- "interpreter": "/usr/bin/python3",
- "script": "import os, time\nfd = int(os.environ['DROVER_PROGRESS_FD'])\nfor i in range(1, 5):\n    print('step', i, 'of 4', flush=True)\n    os.write(fd, f'{i * 25} step{i} working on it\\n'.encode())\n    time.sleep(0.3)\n"}
-EOF
-drop slow.json <<'EOF'
-{"id": "slow", "name": "a job that times out", "command": "sleep 30", "timeout": "1s",
- "kill_grace": "1s"}
-EOF
-drop broken.json <<'EOF'
-{"id": "broken", "command": "true",
- "timeout": "soon"}
-EOF
-ls "$J"
+say "a timeout: exit code 124, as timeout(1)"
+code=0
+run "$DROVER" job run --timeout 500ms --kill-grace 1s -- 'sleep 30' || code=$?
+echo "exit code: $code"
 
-say "drover agent --jobs-dir $J --slots 2"
-"$DROVER" agent --jobs-dir "$J" --slots 2 2>"$T/agent.log" &
-AGENT=$!
-deadline=$((SECONDS + 60))
-for f in hello uname build slow; do
-  until [ -e "$J/results/$f.json" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "demo: timed out waiting for $f"; cat "$T/agent.log"; exit 1; }
-    sleep 0.1
-  done
-done
-until [ -e "$J/failed/broken.json.error.txt" ]; do sleep 0.1; done
-kill -TERM "$AGENT"
-wait "$AGENT"
-AGENT=
-sed 's/^/  agent: /' "$T/agent.log" | head -n 20
+say "a long job in the background, its log followed live, then cancelled"
+slow=$("$DROVER" job submit --name "a slow counter" -- \
+  'for i in $(seq 1 100); do echo "tick $i"; sleep 0.1; done')
+echo "submitted: $slow"
+"$DROVER" job logs -f "$slow" >"$T/follow.out" 2>&1 &
+FOLLOW=$!
+until grep -q "tick 5" "$T/follow.out" 2>/dev/null; do sleep 0.05; done
+echo "the log so far:"
+sed 's/^/  /' "$T/follow.out"
+run "$DROVER" job cancel "$slow" --grace 1s
+wait "$FOLLOW" || true
+code=0
+"$DROVER" job wait "$slow" || code=$?
+echo "job wait exits $code (128 + SIGTERM): the job was cancelled"
 
-say "results"
-"$PY" - "$J" <<'EOF'
-import json, os, sys
-d = sys.argv[1]
-print(f"  {'id':<8} {'status':<10} {'exit':>4} {'ms':>6}  name")
-for f in sorted(os.listdir(os.path.join(d, "results"))):
-    r = json.load(open(os.path.join(d, "results", f)))
-    exit_code = r["exit_code"] if r["exit_code"] is not None else "-"
-    print(f"  {r['id']:<8} {r['status']:<10} {exit_code:>4} {r['duration_ms']:>6}  {r['name']}")
-    if r.get("progress"):
-        p = r["progress"]
-        print(f"  {'':<8} last progress: {p['percent']}% {p['stage']}: {p['message']}")
+say "a script that reports progress, submitted as a job document"
+cat >"$T/build.json" <<'EOF'
+{"name": "a python script reporting progress", "kind": "script",
+ "interpreter": "/usr/bin/python3", "labels": {"team": "demo"},
+ "script": "import os, time\nfd = int(os.environ['DROVER_PROGRESS_FD'])\nfor i in range(1, 5):\n    print('step', i, 'of 4', flush=True)\n    os.write(fd, f'{i * 25} step{i} working on it\\n'.encode())\n    time.sleep(0.2)\n"}
 EOF
-say "the malformed file is explained in failed/broken.json.error.txt"
-sed 's/^/  /' "$J/failed/broken.json.error.txt"
-say "logs/build.log (one line per output line: time, stream, text)"
-sed "s/^/  /" "$J/logs/build.log" | tail -n 6
-say "logs/hello.log"
-sed 's/^/  /' "$J/logs/hello.log"
+build=$("$DROVER" job submit -f "$T/build.json")
+run "$DROVER" job wait "$build"
+run "$DROVER" job status "$build"
 
-say "where things are"
-for sub in done failed results logs; do
-  printf '  %-8s %s\n' "$sub/" "$(ls "$J/$sub" | tr '\n' ' ')"
-done
+say "what the coordinator kept: every job, its events, its log"
+run "$DROVER" job list
+run "$DROVER" job events "$slow"
+run "$DROVER" job logs --timestamps "$build"
+
+say "stopping drover dev (SIGTERM: the agent says goodbye, the store is closed)"
+stop_dev
+tail -n 3 "$T/dev.err" | sed 's/^/  /'
 echo
 echo "  everything is in $T (remove it when done)"

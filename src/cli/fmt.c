@@ -94,6 +94,22 @@ void fmt_ago(char *buf, size_t len, int64_t us, int64_t now)
   snprintf(buf, len, "%s ago", d);
 }
 
+void fmt_bytes(char *buf, size_t len, uint64_t bytes)
+{
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = (double)bytes;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+  else
+    snprintf(buf, len, v < 10 && v - (double)(uint64_t)v >= 0.05 ? "%.1f %s" : "%.0f %s", v,
+             unit[u]);
+}
+
 void fmt_duration(char *buf, size_t len, uint64_t us)
 {
   unsigned long long ms = us / 1000, s = us / 1000000;

@@ -27,6 +27,8 @@ void fmt_ago(char *buf, size_t len, int64_t us, int64_t now_us);
 /* "850us", "12ms", "1.5s", "42s", "3m20s", "2h5m", "3d4h": the two largest
  * units, rounded down. */
 void fmt_duration(char *buf, size_t len, uint64_t us);
+/* Bytes for people, rounded: "812 B", "3.4 KiB", "501 MiB", "23.5 GiB". */
+void fmt_bytes(char *buf, size_t len, uint64_t bytes);
 
 /* A table of text cells printed with aligned columns (widths in
  * characters, not bytes), two spaces apart, the last column unpadded. */

@@ -143,14 +143,14 @@ static void print_table(const Drover__V1__ListNodesResponse *r)
       fmt_table_cell(t, NULL, NULL);
     uint64_t total = mem_total(n);
     if (hb && total) {
-      units_fmt_size(a, sizeof(a), hb->mem_used_bytes);
-      units_fmt_size(b, sizeof(b), total);
+      fmt_bytes(a, sizeof(a), hb->mem_used_bytes);
+      fmt_bytes(b, sizeof(b), total);
       fmt_table_cellf(t, "%s/%s", a, b);
     } else {
       fmt_table_cell(t, NULL, NULL);
     }
     if (hb && hb->disk_free_bytes) {
-      units_fmt_size(a, sizeof(a), hb->disk_free_bytes);
+      fmt_bytes(a, sizeof(a), hb->disk_free_bytes);
       fmt_table_cellf(t, "%s free", a);
     } else {
       fmt_table_cell(t, NULL, NULL);

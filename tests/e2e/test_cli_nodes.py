@@ -137,7 +137,7 @@ def test_cli_node_list_table(cluster, srv, pb, fakes):
     g = rows["gpu-1"]
     assert g[1] == a.node_id and g[2] == "ready" and g[3] == "0/4"
     assert g[4] == "12%"      # the fake agent sends no CPU count
-    assert g[5] == "2G/8G" and g[6] == "20G free"
+    assert g[5] == "2 GiB/8 GiB" and g[6] == "20 GiB free"
     assert re.fullmatch(r"just now|\d+s ago", g[7]) and g[8] == "gpu=yes"
     assert rows["cpu-1"][4:7] == ["-", "-", "-"]
     assert "\033[" not in r.stdout

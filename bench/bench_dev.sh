@@ -65,7 +65,7 @@ t1=$(date +%s.%N)
 xargs_rate=$(awk -v n="$JOBS" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
 t0=$(date +%s.%N)
 "$DROVER" job submit -f "$T/jobs.jsonl" >"$T/ids"
-xargs -a "$T/ids" "$DROVER" job wait
+xargs -a "$T/ids" "$DROVER" job wait >/dev/null
 t1=$(date +%s.%N)
 drover_rate=$(awk -v n="$JOBS" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
 [ "$(wc -l <"$T/ids")" -eq "$JOBS" ] || { echo "bench_dev: not every job was submitted"; exit 1; }

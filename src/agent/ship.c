@@ -365,6 +365,19 @@ void shipper_detach(struct shipper *sh)
   }
 }
 
+/* A spooled batch read straight into the stream's queue. */
+struct spool_fill {
+  const struct ship_entry *e;
+  int err;
+};
+
+static int fill_from_spool(void *ud, uint8_t *dst, size_t len)
+{
+  struct spool_fill *f = ud;
+  f->err = spool_read(f->e->seg, f->e->off, dst, len);
+  return f->err;
+}
+
 /* Sends the next thing ship s owes, if any. Returns 0 (sent, go on), 1
  * (sent, but the stream is full: stop), 2 (nothing to send), or < 0 (not
  * sent: stop). */
@@ -378,20 +391,17 @@ static int send_next(struct shipper *sh, struct ship *s)
     if (e->mem) {
       rc = rpc_call_send_bytes(sh->call, e->mem, e->len);
     } else {
-      uint8_t *buf = xmalloc(e->len);
-      rc = spool_read(e->seg, e->off, buf, e->len);
-      if (rc < 0) {
+      struct spool_fill f = {e, 0};
+      rc = rpc_call_send_fill(sh->call, e->len, fill_from_spool, &f);
+      if (f.err < 0) {
         /* The batch is lost: the coordinator would wait for it forever. */
         log_error("cannot read spooled log batch; the attempt is dropped",
                   "job=%s seq=%llu "
                   "error=%s",
-                  s->job_id, (unsigned long long)e->seq, strerror(-rc));
-        free(buf);
+                  s->job_id, (unsigned long long)e->seq, strerror(-f.err));
         ship_drop(s);
         return 2;
       }
-      rc = rpc_call_send_bytes(sh->call, buf, e->len);
-      free(buf);
     }
     if (rc >= 0)
       s->next_send++;

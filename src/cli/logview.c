@@ -1,17 +1,37 @@
 /* logview.c - a job's output from JobService.Logs, raw or with timestamps
- * (see logview.h). */
+ * (see logview.h).
+ *
+ * A big job's log comes as millions of entries, so the Logs replies are
+ * taken as bytes and read by hand (job/logwire.h): an entry is a pointer
+ * into the reply, and the bytes of a reply go to the writer as one
+ * outwriter_writev, so each byte is copied once here and the writer's lock
+ * is taken once per reply, not twice per line. */
 #include "cli/logview.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "base/log.h"
 #include "base/util.h"
 #include "cli/fmt.h"
 #include "job/job_pb.h"
+#include "job/logwire.h"
 #include "job/result.h"
+
+/* Pieces gathered for one outwriter_writev, and the timestamp prefixes
+ * ("<time> out ") they may point to. */
+#define OUT_PIECES   1024
+#define OUT_PREFIXES (OUT_PIECES / 3)
+#define PREFIX_MAX   48
+
+/* A reply kept until it can be printed (its attempt is being announced). */
+struct held {
+  uint8_t *p;
+  size_t n;
+};
 
 struct logview {
   struct client *cl;
@@ -20,15 +40,18 @@ struct logview {
   char id[129];
   rpc_call *call;   /* the Logs call, NULL once over */
   rpc_call *events; /* an Events call for the reason of a new attempt */
-  /* Messages not printed yet, in order: the first is of a new attempt
+  /* Replies not printed yet, in order: the first is of a new attempt
    * whose reason is being fetched (events), the rest arrived meanwhile. */
-  pb_LogsResponse **queue;
+  struct held *queue;
   size_t qhead, qlen, qcap;
-  int told_attempt;      /* the Events reply announced the first's attempt */
-  pb_LogsResponse *last; /* the message that carried the ended job */
-  int paused;            /* reading is paused (writer full or messages queued) */
-  int full;              /* the writer is above high water */
-  int ended;             /* the call ended; its status below */
+  uint32_t new_attempt;   /* the first's attempt */
+  int told_attempt;       /* the Events reply announced it */
+  struct logwire_msg msg; /* the reply being printed */
+  pb_Job *last;           /* the ended job, from the reply that carried it */
+  int bad;                /* a reply did not parse: the call was cancelled */
+  int paused;             /* reading is paused (writer full or messages queued) */
+  int full;               /* the writer is above high water */
+  int ended;              /* the call ended; its status below */
   int end_code;
   char *end_msg;
   int told;    /* on_end was called (or must not be: freed) */
@@ -36,20 +59,45 @@ struct logview {
   int freeing; /* inside logview_free, or a callback that may end in it: free later */
   uint64_t out_bytes;
   char out_last;
+  /* Output gathered for the writer: pieces for fd out_fd, pointing into
+   * the reply being printed, into prefix[], or at constants. */
+  struct iovec out[OUT_PIECES];
+  size_t n_out, n_prefix;
+  int out_fd;
+  char prefix[OUT_PREFIXES][PREFIX_MAX];
 };
 
 /* ---- output ---- */
 
-static void put(struct logview *v, int fd, const void *data, size_t len)
+/* Gives the gathered pieces to the writer. */
+static void flush_out(struct logview *v)
+{
+  if (!v->n_out)
+    return;
+  if (outwriter_writev(v->w, v->out_fd, v->out, v->n_out))
+    v->full = 1;
+  v->n_out = v->n_prefix = 0;
+}
+
+/* Gathers len bytes for fd: they must stay as they are until flush_out. */
+static void out(struct logview *v, int fd, const void *data, size_t len)
 {
   if (!len)
     return;
+  if (v->n_out && (fd != v->out_fd || v->n_out == OUT_PIECES))
+    flush_out(v);
+  v->out_fd = fd;
+  v->out[v->n_out++] = (struct iovec){(void *)data, len};
   if (fd == 1) {
     v->out_bytes += len;
     v->out_last = ((const char *)data)[len - 1];
   }
-  if (outwriter_write(v->w, fd, data, len))
-    v->full = 1;
+}
+
+static void put(struct logview *v, int fd, const void *data, size_t len)
+{
+  out(v, fd, data, len);
+  flush_out(v);
 }
 
 /* A line of drover's own: raw view on fd 2 ("drover: job ID: text"),
@@ -74,28 +122,32 @@ static void note(struct logview *v, int64_t ts_us, const char *fmt, ...)
   }
 }
 
-static void print_entries(struct logview *v, const pb_LogsResponse *m)
+static void print_entries(struct logview *v, const struct logwire_msg *m)
 {
   static const char names[4][5] = {" sys ", " out ", " err ", " sys "};
   for (size_t i = 0; i < m->n_entries; i++) {
-    const pb_LogEntry *e = m->entries[i];
-    int s = (int)e->stream;
+    const struct logwire_entry *e = &m->entries[i];
+    int s = e->stream;
     if (v->o.timestamps) {
-      char ts[40];
-      fmt_time_us(ts, sizeof(ts), e->ts_us);
-      put(v, 1, ts, strlen(ts));
-      put(v, 1, names[s >= 0 && s <= 3 ? s : 3], 5);
-      put(v, 1, e->data.data, e->data.len);
-      put(v, 1, "\n", 1);
+      if (v->n_prefix == OUT_PREFIXES)
+        flush_out(v);
+      char *pre = v->prefix[v->n_prefix++];
+      fmt_time_us(pre, 40, e->ts_us);
+      size_t n = strlen(pre);
+      memcpy(pre + n, names[s >= 0 && s <= 3 ? s : 3], 5);
+      out(v, 1, pre, n + 5);
+      out(v, 1, e->data, e->len);
+      out(v, 1, "\n", 1);
       continue;
     }
     int fd = s == LS_STDOUT ? 1 : 2;
     if (s != LS_STDOUT && s != LS_STDERR && !v->o.show_system)
       continue;
-    put(v, fd, e->data.data, e->data.len);
+    out(v, fd, e->data, e->len);
     if (!e->partial && !e->no_eol)
-      put(v, fd, "\n", 1);
+      out(v, fd, "\n", 1);
   }
+  flush_out(v);
 }
 
 void logview_print_end(struct logview *v, const pb_Job *job)
@@ -159,29 +211,40 @@ static void maybe_end(struct logview *v)
   v->told = 1;
   struct rpc_status st = {v->end_code, v->end_msg};
   if (v->o.on_end)
-    v->o.on_end(v, &st, v->last ? v->last->job : NULL, v->o.ud);
+    v->o.on_end(v, &st, v->last, v->o.ud);
 }
 
-/* A message whose attempt has been announced (or needs no announcing). */
-static void handle(struct logview *v, pb_LogsResponse *m)
+static void hold(struct logview *v, const uint8_t *p, size_t n)
 {
-  print_entries(v, m);
-  if (m->job) {
-    if (v->o.follow)
-      logview_print_end(v, m->job);
-    if (v->last)
-      protobuf_c_message_free_unpacked(&v->last->base, NULL);
-    v->last = m;
-  } else {
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+  if (v->qhead + v->qlen == v->qcap) {
+    if (v->qhead) { /* room at the front: move down */
+      memmove(v->queue, v->queue + v->qhead, v->qlen * sizeof(*v->queue));
+      v->qhead = 0;
+    } else {
+      v->qcap = v->qcap ? v->qcap * 2 : 8;
+      v->queue = xrealloc(v->queue, v->qcap * sizeof(*v->queue));
+    }
   }
+  uint8_t *copy = xmalloc(n ? n : 1);
+  memcpy(copy, p, n);
+  v->queue[v->qhead + v->qlen++] = (struct held){copy, n};
 }
 
-static uint32_t attempt_of(const pb_LogsResponse *m)
+static void drop_held(struct logview *v)
 {
-  if (m->job && m->job->attempt)
-    return m->job->attempt;
-  return m->attempt;
+  for (size_t i = 0; i < v->qlen; i++)
+    free(v->queue[v->qhead + i].p);
+  v->qhead = v->qlen = 0;
+}
+
+/* A reply that does not parse ends the call, as one protobuf-c could not
+ * unpack would have (logs_done reports it). */
+static void malformed(struct logview *v)
+{
+  v->bad = 1;
+  drop_held(v);
+  if (v->call)
+    rpc_call_cancel(v->call); /* may run logs_done now */
 }
 
 /* The reason the job was queued again before `attempt`: the requeue event of
@@ -219,9 +282,8 @@ static void events_message(rpc_call *call, struct rpc_msg *m, void *ud)
   (void)call;
   if (v->dead || !v->qlen || v->told_attempt)
     return;
-  uint32_t attempt = attempt_of(v->queue[v->qhead]);
-  announce(v, attempt, (const Drover__V1__EventsResponse *)m->msg);
-  v->o.announced = attempt;
+  announce(v, v->new_attempt, (const Drover__V1__EventsResponse *)m->msg);
+  v->o.announced = v->new_attempt;
   v->told_attempt = 1;
 }
 
@@ -244,9 +306,8 @@ static void events_done(rpc_call *call, const struct rpc_status *st, void *ud)
     return;
   if (v->qlen && !v->told_attempt) { /* no reply: announce without the reason */
     log_debug("cannot read the job's events", "job=%s code=%s", v->id, rpc_code_name(st->code));
-    uint32_t attempt = attempt_of(v->queue[v->qhead]);
-    announce(v, attempt, NULL);
-    v->o.announced = attempt;
+    announce(v, v->new_attempt, NULL);
+    v->o.announced = v->new_attempt;
   }
   /* Resuming the stream may deliver its end at once, and the end may free
    * the view (on_end): it is freed after we are done with it. */
@@ -258,29 +319,55 @@ static void events_done(rpc_call *call, const struct rpc_status *st, void *ud)
   reap(v);
 }
 
-/* Prints the queued messages in order; stops at one of an attempt not yet
- * announced, and fetches the reason for it (Events) first. */
-static void pump(struct logview *v)
+/* Prints one reply, unless it is of an attempt not yet announced: then it
+ * fetches the reason for it (Events) and returns 1 (keep the reply, print
+ * it once events_done has announced it). Returns 0 when printed, -1 when
+ * the reply does not parse. */
+static int print_reply(struct logview *v, const uint8_t *p, size_t n)
 {
   static const struct rpc_handlers h = {.on_message = events_message, .on_done = events_done};
+  struct logwire_msg *m = &v->msg;
+  if (logwire_parse(m, p, n) < 0)
+    return -1;
+  uint32_t attempt = m->job && m->job->attempt ? m->job->attempt : m->attempt;
+  if (!v->o.announced && attempt)
+    v->o.announced = attempt; /* the first one seen: nothing to tell */
+  if (attempt > v->o.announced) {
+    Drover__V1__EventsRequest req = DROVER__V1__EVENTS_REQUEST__INIT;
+    req.id = v->id;
+    v->told_attempt = 0;
+    v->new_attempt = attempt;
+    if (client_start(v->cl, CLIENT_JOBS "Events", &drover__v1__events_response__descriptor,
+                     &req.base, &h, v, &v->events) == 0)
+      return 1; /* events_done pumps again */
+    announce(v, attempt, NULL);
+    v->o.announced = attempt;
+  }
+  print_entries(v, m);
+  if (m->job) {
+    if (v->o.follow)
+      logview_print_end(v, m->job);
+    if (v->last)
+      protobuf_c_message_free_unpacked(&v->last->base, NULL);
+    v->last = logwire_take_job(m);
+  }
+  return 0;
+}
+
+/* Prints the held replies in order, up to one whose attempt is being
+ * announced. */
+static void pump(struct logview *v)
+{
   while (v->qlen && !v->events) {
-    pb_LogsResponse *m = v->queue[v->qhead];
-    uint32_t attempt = attempt_of(m);
-    if (!v->o.announced && attempt)
-      v->o.announced = attempt; /* the first one seen: nothing to tell */
-    if (attempt > v->o.announced) {
-      Drover__V1__EventsRequest req = DROVER__V1__EVENTS_REQUEST__INIT;
-      req.id = v->id;
-      v->told_attempt = 0;
-      if (client_start(v->cl, CLIENT_JOBS "Events", &drover__v1__events_response__descriptor,
-                       &req.base, &h, v, &v->events) == 0)
-        return; /* events_done pumps again */
-      announce(v, attempt, NULL);
-      v->o.announced = attempt;
-    }
+    struct held *q = &v->queue[v->qhead];
+    int rc = print_reply(v, q->p, q->n);
+    if (rc == 1)
+      return;
+    free(q->p);
     v->qhead++;
     v->qlen--;
-    handle(v, m);
+    if (rc < 0)
+      malformed(v);
   }
   if (!v->qlen)
     v->qhead = 0;
@@ -290,23 +377,15 @@ static void logs_message(rpc_call *call, struct rpc_msg *rm, void *ud)
 {
   struct logview *v = ud;
   (void)call;
-  if (v->dead)
+  if (v->dead || v->bad)
     return;
-  pb_LogsResponse *m = (pb_LogsResponse *)rpc_msg_take(rm);
-  if (!m)
-    return;
-  if (v->qhead + v->qlen == v->qcap) {
-    if (v->qhead) { /* room at the front: move down */
-      memmove(v->queue, v->queue + v->qhead, v->qlen * sizeof(*v->queue));
-      v->qhead = 0;
-    } else {
-      v->qcap = v->qcap ? v->qcap * 2 : 8;
-      v->queue = xrealloc(v->queue, v->qcap * sizeof(*v->queue));
-    }
-  }
-  v->queue[v->qhead + v->qlen++] = m;
   v->freeing++; /* see events_done */
-  pump(v);
+  /* Behind held replies: wait in line. Else straight from the bytes. */
+  int rc = v->qlen || v->events ? 1 : print_reply(v, rm->data, rm->len);
+  if (rc == 1)
+    hold(v, rm->data, rm->len);
+  else if (rc < 0)
+    malformed(v);
   update_pause(v);
   v->freeing--;
   reap(v);
@@ -322,6 +401,11 @@ static void logs_done(rpc_call *call, const struct rpc_status *st, void *ud)
   v->ended = 1;
   v->end_code = st->code;
   v->end_msg = st->message ? xstrdup(st->message) : NULL;
+  if (v->bad) { /* our cancel: say why */
+    v->end_code = RPC_INTERNAL;
+    free(v->end_msg);
+    v->end_msg = xstrdup("received message does not parse");
+  }
   maybe_end(v);
 }
 
@@ -339,8 +423,8 @@ int logview_start(struct client *cl, struct outwriter *w, const struct logview_o
   req.id = v->id;
   req.follow = o->follow;
   req.attempt = o->attempt;
-  if (client_start(cl, CLIENT_JOBS "Logs", &drover__v1__logs_response__descriptor, &req.base, &h, v,
-                   &v->call) < 0) {
+  logwire_init(&v->msg);
+  if (client_start(cl, CLIENT_JOBS "Logs", NULL, &req.base, &h, v, &v->call) < 0) {
     free(v);
     return -1;
   }
@@ -380,11 +464,10 @@ void logview_free(struct logview *v)
   if (v->call)
     rpc_call_cancel(v->call);
   v->freeing--;
-  for (size_t i = 0; i < v->qlen; i++)
-    protobuf_c_message_free_unpacked(&v->queue[v->qhead + i]->base, NULL);
+  drop_held(v);
   free(v->queue);
   v->queue = NULL;
-  v->qlen = 0;
+  logwire_release(&v->msg);
   if (v->last)
     protobuf_c_message_free_unpacked(&v->last->base, NULL);
   v->last = NULL;

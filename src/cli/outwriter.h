@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 struct outwriter;
@@ -31,6 +32,9 @@ int outwriter_new(uv_loop_t *loop, size_t high, size_t low, outwriter_cb on_chan
  * is 0), else 0. Bytes for an fd whose write failed, and everything after
  * outwriter_discard, are dropped (return 0). */
 int outwriter_write(struct outwriter *w, int fd, const void *data, size_t len);
+/* outwriter_write of the n pieces one after the other, at the cost of one:
+ * one lock, and one chunk the thread writes with one write(). */
+int outwriter_writev(struct outwriter *w, int fd, const struct iovec *iov, size_t n);
 /* 1 from a write that went above high water until the thread brought the
  * queue below low water. */
 int outwriter_full(struct outwriter *w);

@@ -353,8 +353,7 @@ static void server_log(void *ud, const char *line)
 static int make_server(struct coord *c, char *err, size_t errlen)
 {
   struct rpc_method methods[] = {
-      {"/drover.v1.AgentService/Connect", RPC_BIDI, &drover__v1__agent_message__descriptor,
-       session_handlers},
+      {"/drover.v1.AgentService/Connect", RPC_BIDI, NULL, session_handlers},
       {"/drover.v1.JobService/Submit", RPC_UNARY, &drover__v1__submit_request__descriptor,
        jobsvc_submit},
       {"/drover.v1.JobService/Get", RPC_UNARY, &drover__v1__get_job_request__descriptor,

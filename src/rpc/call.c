@@ -337,6 +337,22 @@ int rpc_call_send_bytes(rpc_call *call, const void *data, size_t len)
   return after_send(call, RPC_FRAME_HDR + len);
 }
 
+int rpc_call_send_fill(rpc_call *call, size_t len, int (*fill)(void *ud, uint8_t *dst, size_t len),
+                       void *ud)
+{
+  int r = send_check(call);
+  if (r < 0)
+    return r;
+  if (len > UINT32_MAX)
+    return RPC_E_TOO_LARGE;
+  uint8_t *dst = rpc_buf_reserve(&call->out, RPC_FRAME_HDR + len);
+  if ((r = fill(ud, dst + RPC_FRAME_HDR, len)) < 0)
+    return r; /* nothing committed: the queue is as it was */
+  rpc_frame_header(dst, (uint32_t)len);
+  rpc_buf_commit(&call->out, RPC_FRAME_HDR + len);
+  return after_send(call, RPC_FRAME_HDR + len);
+}
+
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg)
 {
   int r = send_check(call);

@@ -151,6 +151,12 @@ struct rpc_handlers {
  * 4 GiB is taken while the queue is under the cap. */
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_bytes(rpc_call *call, const void *data, size_t len);
+/* Sends one message of len bytes that fill(ud, dst, len) writes straight
+ * into the send queue (a message read from a file costs no copy of its
+ * own). fill must not use the call; it returns 0, or a negative error that
+ * is returned with nothing sent. Otherwise as rpc_call_send_bytes. */
+int rpc_call_send_fill(rpc_call *call, size_t len, int (*fill)(void *ud, uint8_t *dst, size_t len),
+                       void *ud);
 /* Server: sends the response headers (rpc_call_headers_out) now instead of
  * with the first message, e.g. to open a long-lived stream. 0 or RPC_E_STATE. */
 int rpc_call_send_headers(rpc_call *call);

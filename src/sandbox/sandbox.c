@@ -148,12 +148,15 @@ static void apply_policy(const struct sbx *s, struct job *j)
 {
   const struct job_resources *d = &s->cfg.defaults;
   const struct job_isolation *req = &s->cfg.required;
+  const struct job_resources *m = &s->cfg.maxima;
+  /* No limit asked: the default, else the maximum (a job may not have more
+   * than the maximum by asking for nothing). */
   if (!j->resources.memory_bytes)
-    j->resources.memory_bytes = d->memory_bytes;
+    j->resources.memory_bytes = d->memory_bytes ? d->memory_bytes : m->memory_bytes;
   if (!(j->resources.cpus > 0))
-    j->resources.cpus = d->cpus;
+    j->resources.cpus = d->cpus > 0 ? d->cpus : m->cpus;
   if (!j->resources.pids)
-    j->resources.pids = d->pids;
+    j->resources.pids = d->pids ? d->pids : m->pids;
   if (req->network == JOB_NET_NONE)
     j->isolation.network = JOB_NET_NONE;
   if (req->read_only)
@@ -162,35 +165,23 @@ static void apply_policy(const struct sbx *s, struct job *j)
     j->isolation.pid_namespace = 1;
 }
 
+/* Called after apply_policy: every limit the runner has a maximum for is
+ * set by then (the job's, the default, or the maximum itself). */
 static char *over_max(const struct sbx *s, const struct job *j)
 {
   const struct job_resources *m = &s->cfg.maxima, *r = &j->resources;
   char a[32], b[32];
-  if (m->memory_bytes && (!r->memory_bytes || r->memory_bytes > m->memory_bytes)) {
+  if (m->memory_bytes && r->memory_bytes > m->memory_bytes) {
     units_fmt_size(b, sizeof b, m->memory_bytes);
-    if (!r->memory_bytes)
-      return xasprintf("this runner allows at most %s of memory per job: set \"resources.memory\" "
-                       "(--memory) to %s or less",
-                       b, b);
     units_fmt_size(a, sizeof a, r->memory_bytes);
     return xasprintf("\"resources.memory\" %s is more than this runner's maximum %s", a, b);
   }
-  if (m->cpus > 0 && (!(r->cpus > 0) || r->cpus > m->cpus)) {
-    if (!(r->cpus > 0))
-      return xasprintf("this runner allows at most %g CPUs per job: set \"resources.cpus\" "
-                       "(--cpus) to %g or less",
-                       m->cpus, m->cpus);
+  if (m->cpus > 0 && r->cpus > m->cpus)
     return xasprintf("\"resources.cpus\" %g is more than this runner's maximum %g", r->cpus,
                      m->cpus);
-  }
-  if (m->pids && (!r->pids || r->pids > m->pids)) {
-    if (!r->pids)
-      return xasprintf("this runner allows at most %u processes per job: set \"resources.pids\" "
-                       "(--pids) to %u or less",
-                       m->pids, m->pids);
+  if (m->pids && r->pids > m->pids)
     return xasprintf("\"resources.pids\" %u is more than this runner's maximum %u", r->pids,
                      m->pids);
-  }
   return NULL;
 }
 

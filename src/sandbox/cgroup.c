@@ -45,7 +45,8 @@ static int write_str(const char *path, const char *s)
 static int write_at(const char *dir, const char *file, const char *s)
 {
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
+  if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+    return -ENAMETOOLONG;
   return write_str(path, s);
 }
 
@@ -53,7 +54,8 @@ static int write_at(const char *dir, const char *file, const char *s)
 static ssize_t read_at(const char *dir, const char *file, char *buf, size_t len)
 {
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
+  if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+    return -ENAMETOOLONG;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -86,6 +88,27 @@ static int read_key(const char *dir, const char *file, const char *key, uint64_t
       return 0;
     }
   return -1;
+}
+
+/* Three keys of one flat-keyed file, read once. */
+static int read_keys3(const char *dir, const char *file, const char *k1, const char *k2,
+                      const char *k3, uint64_t *v1, uint64_t *v2, uint64_t *v3)
+{
+  char buf[4096];
+  const char *keys[3] = {k1, k2, k3};
+  uint64_t *vals[3] = {v1, v2, v3};
+  int found = 0;
+  if (read_at(dir, file, buf, sizeof buf) < 0)
+    return -1;
+  for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    for (int i = 0; i < 3; i++) {
+      size_t kl = strlen(keys[i]);
+      if (strncmp(p, keys[i], kl) == 0 && p[kl] == ' ') {
+        *vals[i] = strtoull(p + kl + 1, NULL, 10);
+        found |= 1 << i;
+      }
+    }
+  return found == 7 ? 0 : -1;
 }
 
 static int read_u64(const char *dir, const char *file, uint64_t *val)
@@ -370,7 +393,29 @@ int sbx_cgroot_enter(struct sbx_cgroot *root)
 
 /* ---- one job's group ---- */
 
-static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const char *leaf)
+/* Which v1 hierarchies a job's group needs. Each costs a mkdir, a
+ * migration of the child and an rmdir (about 0.1 ms together), so with a v2
+ * group (tracking, cgroup.kill, cpu.stat) only what v2 cannot do here:
+ * memory (limit, peak, OOM events), pids and cpu only for their limits. r
+ * NULL: all of them (the sweep looks everywhere). */
+static int v1_needed(const struct sbx_cgroot *root, const struct job_resources *r, int i)
+{
+  if (!r || !root->v2)
+    return 1;
+  switch (i) {
+  case SBX_V1_MEMORY:
+    return !root->v2_mem;
+  case SBX_V1_PIDS:
+    return r->pids && !root->v2_pids;
+  case SBX_V1_CPU:
+    return r->cpus > 0 && !root->v2_cpu;
+  default: /* cpuacct, freezer: v2's cpu.stat and cgroup.kill do it */
+    return 0;
+  }
+}
+
+static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const char *leaf,
+                     const struct job_resources *r)
 {
   memset(cg, 0, sizeof *cg);
   for (int i = 0; i <= SBX_V1_N; i++)
@@ -378,7 +423,7 @@ static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const
   if (root->v2)
     cg->v2 = xasprintf("%s/%s", root->v2, leaf);
   for (int i = 0; i < SBX_V1_N; i++)
-    if (root->v1[i])
+    if (root->v1[i] && v1_needed(root, r, i))
       cg->v1[i] = xasprintf("%s/%s", root->v1[i], leaf);
   cg->v2_mem = root->v2_mem;
   cg->v2_pids = root->v2_pids;
@@ -467,7 +512,7 @@ int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, cons
   int rc;
 
   snprintf(leaf, sizeof leaf, "job-%u-%s", attempt, id);
-  cg_paths(cg, root, leaf);
+  cg_paths(cg, root, leaf, r);
   const char *dirs[SBX_V1_N + 1];
   int n = 0;
   if (cg->v2)
@@ -601,9 +646,8 @@ void sbx_cgroup_stats(const struct sbx_cgroup *cg, struct job_result *r)
       r->oom_killed = v > 0;
   }
   /* cpu.stat's usage is there on v2 without the cpu controller. */
-  if (cg->v2 && read_key(cg->v2, "cpu.stat", "usage_usec", &v) == 0 &&
-      read_key(cg->v2, "cpu.stat", "user_usec", &u) == 0 &&
-      read_key(cg->v2, "cpu.stat", "system_usec", &s) == 0) {
+  if (cg->v2 &&
+      read_keys3(cg->v2, "cpu.stat", "usage_usec", "user_usec", "system_usec", &v, &u, &s) == 0) {
     r->cpu_usage_us = v;
     r->cpu_usage_known = 1;
     r->user_us = u;
@@ -682,7 +726,7 @@ int sbx_cgroot_sweep(struct sbx_cgroot *root)
       sweep_dir(root->v1[i], &names, &n);
   for (size_t i = 0; i < n; i++) {
     struct sbx_cgroup cg;
-    cg_paths(&cg, root, names[i]);
+    cg_paths(&cg, root, names[i], NULL);
     /* Each hierarchy may have kept the group or not (a crash between two
      * mkdirs): use the ones that have it. */
     if (cg.v2 && access(cg.v2, F_OK) < 0) {

@@ -68,7 +68,7 @@ int sbx_new(const struct sbx_config *cfg, struct sbx **out, char *err, size_t er
   if (cfg->protect) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, RUNNER_OOM_SCORE_ADJ, strlen(RUNNER_OOM_SCORE_ADJ)) < 0)
-      log_info("cannot lower the runner's oom_score_adj (jobs' are raised still)", "err=%s",
+      log_debug("cannot lower the runner's oom_score_adj (jobs' are raised still)", "err=%s",
                strerror(errno));
     if (fd >= 0)
       close(fd);

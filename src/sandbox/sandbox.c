@@ -134,6 +134,26 @@ const char *sbx_mode_name(const struct sbx *s)
   return sbx_cgroot_mode_name(&s->root);
 }
 
+void sbx_capabilities_adjust(const struct sbx *s, char ***caps, size_t *n)
+{
+  int v1 = 0;
+  for (int i = 0; s && i < SBX_V1_N; i++)
+    v1 |= s->root.v1[i] != NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < *n; i++) {
+    char *c = (*caps)[i];
+    if ((!strcmp(c, "cgroup.v1") && !v1) || (!strcmp(c, "cgroup.v2") && !(s && s->root.v2)))
+      free(c);
+    else
+      (*caps)[k++] = c;
+  }
+  *n = k;
+  if (s && geteuid() == 0) {
+    *caps = xrealloc(*caps, (k + 1) * sizeof **caps);
+    (*caps)[(*n)++] = xstrdup("sandbox.isolation");
+  }
+}
+
 int sbx_parse_required(const char *list, struct job_isolation *iso, char *err, size_t errlen)
 {
   char *copy = xstrdup(list), *save = NULL;

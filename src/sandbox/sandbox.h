@@ -47,6 +47,12 @@ int sbx_sweep(struct sbx *s);
 /* "v2+v1 (hybrid)", "v1", "v2", "none". */
 const char *sbx_mode_name(const struct sbx *s);
 
+/* Makes a node's capability list (heap array of heap strings, *n of them,
+ * as agent/metrics.c makes it) say what the sandbox gives: "cgroup.v1" and
+ * "cgroup.v2" only for the hierarchies jobs really get groups in (s NULL or
+ * without cgroups: neither), "sandbox.isolation" when isolation can be
+ * given (a root runner). */
+void sbx_capabilities_adjust(const struct sbx *s, char ***caps, size_t *n);
 /* Parses "network,read-only,pid-namespace" (--require-isolation) into iso:
  * 0, or -1 with a message in err. */
 int sbx_parse_required(const char *list, struct job_isolation *iso, char *err, size_t errlen);

@@ -99,3 +99,14 @@ def test_sandbox_networked_agent_runs_limits_from_the_job_spec(cluster):
     assert "\"resources.pids\" 500 is more than this runner's maximum 100" in st["result"]["error"]
     out, _ = logs(srv, jid)
     assert b"ran" not in out
+
+
+def test_sandbox_networked_agent_reports_what_the_sandbox_gives(cluster):
+    from agentlib import agent as net_agent, nodes
+    srv = cluster.server(node_timeout="30s")
+    net_agent(cluster, srv, "with")
+    net_agent(cluster, srv, "without", "--cgroups", "off")
+    caps = {n: set(v["capabilities"]) for n, v in nodes(srv).items()}
+    assert "sandbox.isolation" in caps["with"]
+    assert {"cgroup.v1", "cgroup.v2"} & caps["with"]   # this machine has both (hybrid)
+    assert not {"cgroup.v1", "cgroup.v2"} & caps["without"]

@@ -157,10 +157,17 @@ int sbx_child_prepare(struct sbx_child *c, const struct job *j, const char *path
   if (!job_isolation_any(iso))
     return 0;
   if (geteuid() != 0) {
-    snprintf(err, errlen,
-             "isolation needs drover to run as root (this version does not use user namespaces): "
-             "run the job without \"isolation\" or the runner as root");
-    return -1;
+    if (iso->user) {
+      snprintf(err, errlen,
+               "\"isolation.user\" needs drover to run as root: run the job as the runner's "
+               "user or the runner as root");
+      return -1;
+    }
+    /* Without a user namespace the kernel refuses every other namespace
+     * to a non-root process; with one, the job is "root" only inside it. */
+    c->clone_flags |= CLONE_NEWUSER;
+    c->uid_map = xasprintf("0 %u 1", (unsigned)geteuid());
+    c->gid_map = xasprintf("0 %u 1", (unsigned)getegid());
   }
   c->no_new_privs = 1;
   if (iso->user && resolve_user(c, iso->user, err, errlen) < 0)
@@ -257,6 +264,8 @@ void sbx_child_release(struct sbx_child *c)
   free((char *)c->hostname);
   free((char *)c->tmp_opts);
   free((char *)c->cwd);
+  free((char *)c->uid_map);
+  free((char *)c->gid_map);
   free(c->tree_fd);
   for (size_t i = 0; i < c->nmkdirs; i++)
     free(c->mkdirs[i]);
@@ -280,6 +289,18 @@ void sbx_child_release(struct sbx_child *c)
     }                                                                                              \
   } while (0)
 
+__attribute__((no_sanitize_address)) static int write_proc(const char *path, const char *text)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t w = write(fd, text, strlen(text));
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return w < 0 ? -1 : 0;
+}
+
 __attribute__((no_sanitize_address)) static int lo_up(void)
 {
   struct ifreq ifr;
@@ -302,6 +323,14 @@ __attribute__((no_sanitize_address)) static int lo_up(void)
 __attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child *c,
                                                          const char **what)
 {
+  /* A user namespace's maps before anything else: until they are written
+   * the job is nobody inside it and may do nothing. setgroups must be
+   * denied before an unprivileged gid_map. */
+  if (c->uid_map) {
+    STEP(write_proc("/proc/self/uid_map", c->uid_map) < 0, "write the user namespace's uid_map");
+    STEP(write_proc("/proc/self/setgroups", "deny") < 0, "deny setgroups in the user namespace");
+    STEP(write_proc("/proc/self/gid_map", c->gid_map) < 0, "write the user namespace's gid_map");
+  }
   /* First, before anything can fork: every process of the job is in its
    * group from here on. "0" is the writer itself. */
   for (int i = 0; i < c->njoin; i++)

@@ -25,8 +25,12 @@ struct sbx_child {
   const int *join_fd; /* cgroup.procs of the job's groups; njoin of them */
   int njoin;
   const char *oom_score_adj; /* written to /proc/self/oom_score_adj; NULL: left */
-  int clone_flags;           /* for clone itself: CLONE_NEWPID */
-  int unshare_flags;         /* CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC */
+  int clone_flags;           /* for clone itself: CLONE_NEWPID, CLONE_NEWUSER */
+  /* A runner that is not root: a user namespace (made by clone) where the
+   * job is uid 0 mapped to the runner's uid, so that it may make the other
+   * namespaces and mounts. The maps are written first thing. */
+  const char *uid_map, *gid_map;
+  int unshare_flags; /* CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC */
   const char *hostname;
   int lo_up; /* new network namespace: bring lo up */
   /* Mount namespace, in this order: the trees to bind in are cloned
@@ -60,7 +64,9 @@ struct sbx_child {
   char **init_argv;
 };
 
-/* Fills c for job j (its isolation, the workdir it runs in). The strings
+/* Fills c for job j (its isolation, the workdir it runs in). A runner that
+ * is not root isolates through a user namespace where the kernel allows one
+ * ("isolation.user" then is an error: changing user needs root). The strings
  * and arrays are heap, freed by sbx_child_release. join_fd points into the
  * caller's memory (the cgroup's), which must outlive the spawn. path/argv
  * are the program the init runs in a PID namespace. Returns 0, or -1 with a

@@ -74,10 +74,14 @@ int sbx_new(const struct sbx_config *cfg, struct sbx **out, char *err, size_t er
       sbx_free(s);
       return -1;
     }
-    /* Said once, here: every job of this runner is a process group. */
-    log_warn("jobs run without cgroups: a process that leaves its process group (setsid) can "
-             "outlive its job, and resource limits are refused",
-             "runner=%s reason=%s", cfg->log_what ? cfg->log_what : "drover", s->root.why);
+    /* Said once, here: every job of this runner is a process group. For
+     * `drover run` at info level (not shown by default): a non-root user
+     * would see it on every run, and a job that asks for a limit gets an
+     * error that says why anyway. */
+    log_msg(cfg->log_what && !strcmp(cfg->log_what, "run") ? LOG_INFO : LOG_WARN,
+            "jobs run without cgroups: a process that leaves its process group (setsid) can "
+            "outlive its job, and resource limits are refused",
+            "runner=%s reason=%s", cfg->log_what ? cfg->log_what : "drover", s->root.why);
   } else {
     log_debug("job cgroups ready", "mode=%s", sbx_cgroot_mode_name(&s->root));
   }

@@ -266,3 +266,29 @@ def test_sandbox_hostname_and_isolate(drover, tmp_path):
             "awk -F: 'NR > 2 {print $1}' /proc/net/dev; echo $$; touch /usr/x 2>/dev/null || echo ro; echo t > /tmp/t && echo tmp")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["lo", "2", "ro", "tmp"]
+
+
+# ---- a runner that is not root ----
+
+def test_sandbox_not_root_isolates_in_a_user_namespace(drover):
+    """drover run as nobody: no writable cgroup (limits are errors), no
+    --user, but the namespaces through a user namespace in which the job is
+    uid 0 (mapped to nobody outside)."""
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+
+    def run_as_nobody(*args):
+        return subprocess.run([*nobody, drover, "run", *args], capture_output=True, text=True,
+                              timeout=60, env=env, cwd="/")
+
+    r = run_as_nobody("--isolate", "--workdir", "/var/tmp", "--",
+                      "id -u; echo $$; awk -F: 'NR > 2 {print $1}' /proc/net/dev; "
+                      "touch /usr/x 2>/dev/null || echo ro; echo t > /tmp/t && echo tmp")
+    clean(r)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "2", "lo", "ro", "tmp"]
+    r = run_as_nobody("--user", "nobody", "--", "echo ran")
+    assert r.returncode == 125 and "needs drover to run as root" in r.stderr
+    r = run_as_nobody("--memory", "64M", "--", "echo ran")
+    assert r.returncode == 125 and "\"resources.memory\" cannot be enforced here" in r.stderr
+    assert "ran" not in r.stdout

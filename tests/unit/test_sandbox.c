@@ -110,8 +110,14 @@ static void test_sandbox_child_prepare(void **state)
   j.isolation.mounts[0].dst = strdup("/tmp/a/b");
   j.isolation.read_only = 1;
   if (geteuid() != 0) {
+    /* Not root: a user namespace; changing user is refused. */
+    assert_int_equal(sbx_child_prepare(&c, &j, "/bin/sh", argv, 99, err, sizeof err), 0);
+    assert_true(c.clone_flags & CLONE_NEWUSER);
+    sbx_child_release(&c);
+    j.isolation.user = strdup("nobody");
     assert_int_equal(sbx_child_prepare(&c, &j, "/bin/sh", argv, 99, err, sizeof err), -1);
-    assert_non_null(strstr(err, "isolation needs drover to run as root"));
+    assert_non_null(strstr(err, "\"isolation.user\" needs drover to run as root"));
+    sbx_child_release(&c);
     job_release(&j);
     return;
   }

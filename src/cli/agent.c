@@ -39,7 +39,7 @@ struct agent_opts {
   long busy_cpu, busy_mem;
   /* sandbox (issue 8) */
   char *cgroups, *cgroup_parent, *require_isolation;
-  uint64_t default_memory, max_memory;
+  uint64_t default_memory, max_memory, reserve_memory;
   char *default_cpus, *max_cpus;
   long default_pids, max_pids;
 };
@@ -97,6 +97,8 @@ static const struct cfg_opt agent_opts_table[] = {
      "N", "process limit of a job that sets none"},
     {"max-pids", 0, CFG_INT, offsetof(struct agent_opts, max_pids), NULL, NULL, 0, 4194304, "N",
      "refuse a job that asks for more processes; one that asks for none gets the default or this"},
+    {"reserve-memory", 0, CFG_SIZE, offsetof(struct agent_opts, reserve_memory), NULL, NULL, 0, 0,
+     "SIZE", "memory kept for the agent itself (cgroup v2 memory.min; an error on v1)"},
     {"require-isolation", 0, CFG_STRING, offsetof(struct agent_opts, require_isolation), NULL, NULL,
      0, 0, "LIST", "force isolation on every job: network,read-only,pid-namespace or all"},
 };
@@ -107,9 +109,10 @@ static const char agent_summary[] =
     "(drover server): it registers with --token T the first time (from 'drover token create';\n"
     "its identity is then kept in --state-dir), heartbeats, streams each job's output as it\n"
     "comes and keeps it (memory, then --spool-max on disk) while the coordinator is away, and\n"
-    "reconnects. Capabilities it reports (cgroup.v1, cgroup.v2, ns.user, ns.pid, ns.net,\n"
-    "ns.mount, docker) describe the host: this version runs jobs in their own process group,\n"
-    "without cgroups or namespaces. --name and --label also come from DROVER_NAME and\n"
+    "reconnects. Each job runs in a cgroup of its own where the machine allows it (limits,\n"
+    "figures, nothing outlives the job), with the isolation it asks for (docs/sandbox.md);\n"
+    "cgroup.v1 and cgroup.v2 in the capabilities it reports are the hierarchies jobs get\n"
+    "groups in. --name and --label also come from DROVER_NAME and\n"
     "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
     "one command, not in a shared environment.\n"
     "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
@@ -241,6 +244,7 @@ static int make_sandbox(const struct agent_opts *o, int remote, struct sbx **out
       .name = name,
       .enter = 1,
       .protect = 1,
+      .reserve_memory = o->reserve_memory,
       .log_what = "agent",
   };
   sc.defaults.memory_bytes = o->default_memory;

@@ -366,6 +366,16 @@ void sbx_cgroot_release(struct sbx_cgroot *root)
   memset(root, 0, sizeof *root);
 }
 
+int sbx_cgroot_reserve(struct sbx_cgroot *root, uint64_t bytes)
+{
+  char dir[4096], v[32];
+  if (!root->v2 || !root->v2_mem)
+    return -ENOTSUP;
+  snprintf(dir, sizeof dir, "%s/runner", root->v2);
+  snprintf(v, sizeof v, "%" PRIu64, bytes);
+  return write_at(dir, "memory.min", v);
+}
+
 int sbx_cgroot_enter(struct sbx_cgroot *root)
 {
   char dir[4096];
@@ -597,12 +607,14 @@ static void pause_us(long us)
 /* Why freeze first on v1: between reading cgroup.procs and the kills, a
  * process of the job may fork; the child is not in the list. Frozen, no
  * process can fork; killed while frozen, they die on the thaw. Repeat until
- * a pass lists nobody (the list can hold a pid that is dying already). */
+ * a pass lists nobody (the list can hold a pid that is dying already), at
+ * most 20 passes here: this blocks the loop, and exec polls the group and
+ * calls this again while anything is left. */
 static void v1_kill(const struct sbx_cgroup *cg)
 {
   const char *fz = cg->v1[SBX_V1_FREEZER], *d = procs_dir(cg);
   char state[32];
-  for (int pass = 0; pass < 100; pass++) {
+  for (int pass = 0; pass < 20; pass++) {
     if (fz) {
       write_at(fz, "freezer.state", "FROZEN");
       /* FREEZING until every task is in the refrigerator; bounded: a task in

@@ -71,6 +71,10 @@ int sbx_cgroot_sweep(struct sbx_cgroot *root);
  * was reused keeps its base: the sweep is conservative. Returns how many
  * bases were removed. */
 int sbx_cgroot_sweep_dead_runs(struct sbx_cgroot *root);
+/* Reserves bytes of memory for BASE/runner (memory.min: the kernel does not
+ * reclaim it for others). 0, -ENOTSUP without the v2 memory controller
+ * (cgroup v1 has no such guarantee), or -errno. */
+int sbx_cgroot_reserve(struct sbx_cgroot *root, uint64_t bytes);
 /* Moves the calling process into BASE/runner in each hierarchy. 0 or -errno. */
 int sbx_cgroot_enter(struct sbx_cgroot *root);
 

@@ -94,6 +94,20 @@ int sbx_new(const struct sbx_config *cfg, struct sbx **out, char *err, size_t er
     if (rc < 0)
       log_warn("cannot move the runner into a cgroup leaf of its own", "err=%s", strerror(-rc));
   }
+  if (cfg->enter && cfg->reserve_memory) {
+    int rc = sbx_cgroot_reserve(&s->root, cfg->reserve_memory);
+    if (rc < 0) {
+      if (rc == -ENOTSUP)
+        snprintf(err, errlen,
+                 "--reserve-memory needs the cgroup v2 memory controller, and jobs' cgroups "
+                 "here are %s: cgroup v1 has no memory reservation; drop --reserve-memory",
+                 sbx_cgroot_mode_name(&s->root));
+      else
+        snprintf(err, errlen, "--reserve-memory: cannot set memory.min: %s", strerror(-rc));
+      sbx_free(s);
+      return -1;
+    }
+  }
   if (cfg->protect) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, RUNNER_OOM_SCORE_ADJ, strlen(RUNNER_OOM_SCORE_ADJ)) < 0)

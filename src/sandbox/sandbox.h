@@ -14,6 +14,7 @@
 #define DROVER_SANDBOX_SANDBOX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "job/job.h"
 #include "job/result.h"
@@ -26,6 +27,7 @@ struct sbx_config {
   const char *name;          /* "run-1234", "agent-5f3a..." */
   int enter;                 /* move the runner into BASE/runner (agents: v2's rule, protection) */
   int protect;               /* agents: lower the runner's oom_score_adj, raise the jobs' */
+  uint64_t reserve_memory;   /* with enter: memory.min of the runner's group (v2 only) */
   struct job_resources defaults; /* for a job that sets no such limit; 0: none */
   struct job_resources maxima;   /* the most a job may ask for; 0: no maximum */
   struct job_isolation required; /* forced on every job (network, read_only, pid_namespace) */

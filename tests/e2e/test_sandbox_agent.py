@@ -110,3 +110,18 @@ def test_sandbox_networked_agent_reports_what_the_sandbox_gives(cluster):
     assert "sandbox.isolation" in caps["with"]
     assert {"cgroup.v1", "cgroup.v2"} & caps["with"]   # this machine has both (hybrid)
     assert not {"cgroup.v1", "cgroup.v2"} & caps["without"]
+
+
+def test_sandbox_agent_options_it_cannot_honour_are_errors(drover, jobs):
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+    cases = [(["--require-isolation", "network,netwrk"], "unknown 'netwrk'"),
+             (["--max-cpus", "lots"], "--max-cpus \"lots\"")]
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # no v2 memory controller
+        cases.append((["--reserve-memory", "64M"], "--reserve-memory needs the cgroup v2 "
+                      "memory controller"))
+    for args, text in cases:
+        r = subprocess.run([drover, "agent", "--jobs-dir", str(jobs), *args], capture_output=True,
+                           text=True, timeout=30, env=env)
+        assert r.returncode == 2 and text in r.stderr, r.stderr
+        check_clean(r.stderr)

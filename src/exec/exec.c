@@ -231,18 +231,26 @@ static void group_signal(struct exec *e, int sig)
     sbx_job_kill(e->sj);
 }
 
+/* How long the cgroup of a job whose processes were all killed may stay
+ * populated (a process stuck in the kernel, in D state) before the job is
+ * reported anyway; its group is then left to the next sweep. */
+#define CG_POLL_MAX_MS 10000
+
 /* The job's processes are all gone: its process group is reaped and its
  * cgroup (if any) is empty. An escaped process, killed with the cgroup, may
- * take a moment to exit; the kill timer polls for it then. */
+ * take a moment to exit; the kill timer polls for it then, every ms at
+ * first, then every 10 ms. */
 static void check_gone(struct exec *e)
 {
   if (!e->pg_gone || e->group_gone)
     return;
-  if (e->sj && sbx_job_populated(e->sj)) {
+  if (e->sj && sbx_job_populated(e->sj) && e->cg_polls < 100 + CG_POLL_MAX_MS / 10) {
     if (!uv_is_active((uv_handle_t *)&e->kill_timer))
-      uv_timer_start(&e->kill_timer, on_cg_poll, 1, 1);
+      uv_timer_start(&e->kill_timer, on_cg_poll, e->cg_polls < 100 ? 1 : 10, 0);
     return;
   }
+  if (e->sj && e->cg_polls >= 100 + CG_POLL_MAX_MS / 10)
+    log_warn("processes of a finished job do not die; reporting it anyway", "job=%s", e->job.id);
   uv_timer_stop(&e->kill_timer);
   e->group_gone = 1;
 }
@@ -276,15 +284,13 @@ static void start_kill(struct exec *e, uint64_t grace_ms)
   uv_timer_start(&e->kill_timer, on_kill_timer, grace_ms, 0);
 }
 
-/* Polls the emptied cgroup every ms; kills again every 100 polls (a
+/* Polls the killed cgroup (see check_gone); kills again every 50 polls (a
  * process that was forking when the group was killed, on v1). */
 static void on_cg_poll(uv_timer_t *t)
 {
   struct exec *e = t->data;
-  static const unsigned again = 100;
-  if (++e->cg_polls % again == 0)
+  if (++e->cg_polls % 50 == 0)
     sbx_job_kill(e->sj);
-  uv_timer_stop(&e->kill_timer);
   check_gone(e);
   maybe_finish(e);
 }
@@ -610,6 +616,13 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
     e->mono0 = mono_us();
     rc = spawn_process(&req, &f);
     e->rss_floor_kb = self_maxrss();
+    if (rc < 0 && e->sj && sbx_job_child(e->sj)->clone_flags) {
+      /* clone itself makes the PID (and user) namespace: the kernel's
+       * refusal is the job's failure to start, said as such. */
+      c.error = xasprintf("cannot set up the job's sandbox: make its namespaces (clone): %s",
+                          strerror(-rc));
+      rc = 0;
+    }
     if (rc < 0) {
       reaper_remove(&e->rent);
       goto fail;
@@ -620,7 +633,9 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
     } else {
       reaper_remove(&e->rent);
       e->r.started_us = 0;
-      if (f.step == SPAWN_STEP_SANDBOX)
+      if (c.error)
+        ; /* the clone's refusal, said above */
+      else if (f.step == SPAWN_STEP_SANDBOX)
         c.error = xasprintf("cannot set up the job's sandbox: %s: %s", f.what ? f.what : "setup",
                             strerror(f.err));
       else

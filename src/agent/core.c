@@ -363,7 +363,7 @@ struct agent_core *core_new(uv_loop_t *loop, const struct core_opts *opts,
     c->boot_id[0] = '\0';
   smap_init(&c->jobs);
   static const struct pool_ops pops = {on_before_start, on_start, on_line, on_progress, on_done};
-  struct exec_opts eo = {0};
+  struct exec_opts eo = {.sandbox = opts->sandbox};
   c->pool = pool_new(loop, c->slots, &eo, &pops, c);
   uv_timer_init(loop, &c->shutdown_timer);
   uv_timer_init(loop, &c->done_timer);

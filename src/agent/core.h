@@ -110,6 +110,7 @@ struct core_ops {
 struct core_opts {
   unsigned slots;               /* jobs at once; 0: the number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown lets running jobs run */
+  struct sbx *sandbox;          /* the runner's sandbox (exec_opts.sandbox); NULL: none */
 };
 
 typedef void (*core_shutdown_cb)(struct agent_core *c, void *ud);

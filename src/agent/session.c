@@ -16,6 +16,7 @@
 #include "agent/session_int.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "sandbox/sandbox.h"
 
 #define SAMPLE_MS          1000 /* load figures are read this often ... */
 #define MOVED_POINTS       5.0  /* ... and sent at once when CPU or memory moved this much */
@@ -293,10 +294,11 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   struct shipper_opts so = {
       o->log_batch_lines, o->log_batch_interval_ms, o->spool_max, 0, on_ships_empty, s};
   s->ships = shipper_new(loop, &so, &s->st);
-  struct core_opts co = {o->slots, o->shutdown_timeout_ms};
+  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->sandbox};
   s->core = core_new(loop, &co, &runs_core_ops, s);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps);
+  sbx_capabilities_adjust(o->sandbox, &s->caps, &s->ncaps); /* what jobs really get */
   rc = runs_recover(s, err, errlen);
   if (rc < 0)
     return rc;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
@@ -17,6 +18,7 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "exec/exec.h"
+#include "sandbox/sandbox.h"
 
 struct agent_opts {
   struct cfg_common common;
@@ -35,6 +37,11 @@ struct agent_opts {
   uint64_t log_batch_interval_ms;
   uint64_t spool_max;
   long busy_cpu, busy_mem;
+  /* sandbox (issue 8) */
+  char *cgroups, *cgroup_parent, *require_isolation;
+  uint64_t default_memory, max_memory, reserve_memory;
+  char *default_cpus, *max_cpus;
+  long default_pids, max_pids;
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -73,6 +80,27 @@ static const struct cfg_opt agent_opts_table[] = {
      "above this CPU use the node says busy: no new jobs"},
     {"busy-mem", 0, CFG_INT, offsetof(struct agent_opts, busy_mem), "90", NULL, 1, 100, "PERCENT",
      "above this memory use the node says busy: no new jobs"},
+    /* sandbox (issue 8; docs/sandbox.md) */
+    {"cgroups", 0, CFG_ENUM, offsetof(struct agent_opts, cgroups), "auto", "auto|v1|v2|off", 0, 0,
+     "MODE", "each job's cgroup: auto (v2, v1 or both), only v1, only v2, or off (process groups)"},
+    {"cgroup-parent", 0, CFG_STRING, offsetof(struct agent_opts, cgroup_parent), NULL, NULL, 0, 0,
+     "PATH", "make jobs' cgroups under PATH (from each hierarchy's root), not under the agent's"},
+    {"default-memory", 0, CFG_SIZE, offsetof(struct agent_opts, default_memory), NULL, NULL, 0, 0,
+     "SIZE", "memory limit of a job that sets none"},
+    {"max-memory", 0, CFG_SIZE, offsetof(struct agent_opts, max_memory), NULL, NULL, 0, 0, "SIZE",
+     "refuse a job that asks for more memory; one that asks for none gets the default or this"},
+    {"default-cpus", 0, CFG_STRING, offsetof(struct agent_opts, default_cpus), NULL, NULL, 0, 0,
+     "N", "CPU limit of a job that sets none"},
+    {"max-cpus", 0, CFG_STRING, offsetof(struct agent_opts, max_cpus), NULL, NULL, 0, 0, "N",
+     "refuse a job that asks for more CPUs; one that asks for none gets the default or this"},
+    {"default-pids", 0, CFG_INT, offsetof(struct agent_opts, default_pids), NULL, NULL, 0, 4194304,
+     "N", "process limit of a job that sets none"},
+    {"max-pids", 0, CFG_INT, offsetof(struct agent_opts, max_pids), NULL, NULL, 0, 4194304, "N",
+     "refuse a job that asks for more processes; one that asks for none gets the default or this"},
+    {"reserve-memory", 0, CFG_SIZE, offsetof(struct agent_opts, reserve_memory), NULL, NULL, 0, 0,
+     "SIZE", "memory kept for the agent itself (cgroup v2 memory.min; an error on v1)"},
+    {"require-isolation", 0, CFG_STRING, offsetof(struct agent_opts, require_isolation), NULL, NULL,
+     0, 0, "LIST", "force isolation on every job: network,read-only,pid-namespace or all"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -81,9 +109,10 @@ static const char agent_summary[] =
     "(drover server): it registers with --token T the first time (from 'drover token create';\n"
     "its identity is then kept in --state-dir), heartbeats, streams each job's output as it\n"
     "comes and keeps it (memory, then --spool-max on disk) while the coordinator is away, and\n"
-    "reconnects. Capabilities it reports (cgroup.v1, cgroup.v2, ns.user, ns.pid, ns.net,\n"
-    "ns.mount, docker) describe the host: this version runs jobs in their own process group,\n"
-    "without cgroups or namespaces. --name and --label also come from DROVER_NAME and\n"
+    "reconnects. Each job runs in a cgroup of its own where the machine allows it (limits,\n"
+    "figures, nothing outlives the job), with the isolation it asks for (docs/sandbox.md);\n"
+    "cgroup.v1 and cgroup.v2 in the capabilities it reports are the hierarchies jobs get\n"
+    "groups in. --name and --label also come from DROVER_NAME and\n"
     "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
     "one command, not in a shared environment.\n"
     "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
@@ -178,6 +207,68 @@ static void watch_signals(uv_loop_t *loop, struct agent_ctx *ctx)
   signal(SIGXFSZ, SIG_IGN);
 }
 
+/* ---- sandbox (issue 8) ---- */
+
+static int parse_cpus(const char *flag, const char *s, double *out)
+{
+  char *end;
+  *out = 0;
+  if (!s || !*s)
+    return 0;
+  *out = strtod(s, &end);
+  if (end == s || *end || !(*out >= 0.01 && *out <= 4096)) {
+    fprintf(stderr, "error: --%s \"%s\": must be a number of CPUs from 0.01 to 4096, like 2\n",
+            flag, s);
+    return -1;
+  }
+  return 0;
+}
+
+/* The agent's sandbox: its groups are named after where its jobs come from
+ * (the jobs directory or the state dir), so that its next life finds and
+ * sweeps what this one leaves, and two agents on one machine do not touch
+ * each other's. */
+static int make_sandbox(const struct agent_opts *o, int remote, struct sbx **out)
+{
+  char err[512], name[32];
+  const char *where = remote ? (o->state_dir ? o->state_dir : "state-default") : o->jobs_dir;
+  char *real = realpath(where, NULL);
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = real ? real : where; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  free(real);
+  snprintf(name, sizeof(name), "agent-%08x", h);
+  struct sbx_config sc = {
+      .cgroups = sbx_cg_mode_parse(o->cgroups),
+      .cgroup_parent = o->cgroup_parent && *o->cgroup_parent ? o->cgroup_parent : NULL,
+      .name = name,
+      .enter = 1,
+      .protect = 1,
+      .reserve_memory = o->reserve_memory,
+      .log_what = "agent",
+  };
+  sc.defaults.memory_bytes = o->default_memory;
+  sc.maxima.memory_bytes = o->max_memory;
+  sc.defaults.pids = (uint32_t)o->default_pids;
+  sc.maxima.pids = (uint32_t)o->max_pids;
+  if (parse_cpus("default-cpus", o->default_cpus, &sc.defaults.cpus) < 0 ||
+      parse_cpus("max-cpus", o->max_cpus, &sc.maxima.cpus) < 0)
+    return -1;
+  if (o->require_isolation && *o->require_isolation &&
+      sbx_parse_required(o->require_isolation, &sc.required, err, sizeof(err)) < 0) {
+    fprintf(stderr, "error: %s\n", err);
+    return -1;
+  }
+  int rc = sbx_new(&sc, out, err, sizeof(err));
+  job_isolation_release(&sc.required);
+  if (rc < 0) {
+    fprintf(stderr, "error: %s\n", err);
+    return -1;
+  }
+  sbx_sweep(*out);
+  return 0;
+}
+
 int cli_agent(int argc, char **argv)
 {
   struct agent_opts o;
@@ -218,6 +309,12 @@ int cli_agent(int argc, char **argv)
   }
   cfg_common_apply(&o.common);
 
+  struct sbx *sbx = NULL;
+  if (make_sandbox(&o, remote, &sbx) < 0) {
+    code = CLI_EXIT_USAGE;
+    goto out;
+  }
+
   uv_loop_t loop;
   /* Orphans of a job (a killed group's grandchildren) must be reaped by us:
    * PID 1 of a container often reaps nothing. */
@@ -246,6 +343,7 @@ int cli_agent(int argc, char **argv)
         .spool_max = o.spool_max ? o.spool_max : 1,
         .busy_cpu = (double)o.busy_cpu,
         .busy_mem = (double)o.busy_mem,
+        .sandbox = sbx,
         .on_stopped = on_session_stopped,
         .ud = &ctx,
     };
@@ -258,8 +356,8 @@ int cli_agent(int argc, char **argv)
       ctx.sess = NULL;
     }
   } else {
-    struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
-                              o.max_log_size};
+    struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
+                              o.max_job_size, o.max_log_size,    sbx};
     ctx.jd = jobsdir_new(&loop, &jo);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);
@@ -275,6 +373,7 @@ int cli_agent(int argc, char **argv)
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0)
     log_warn("event loop closed with handles still open", "pid=%d", (int)getpid());
+  sbx_free(sbx);
   if (ctx.code)
     code = ctx.code;
 out:

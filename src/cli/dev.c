@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "coord/coord.h"
 #include "exec/exec.h"
+#include "sandbox/sandbox.h"
 
 struct dev_opts {
   struct cfg_common common;
@@ -156,6 +157,18 @@ int cli_dev(int argc, char **argv)
     goto out;
   }
 
+  /* Jobs get their cgroups as under `drover agent` (sandbox, issue 8),
+   * named after the data dir so that the next start sweeps this one's. */
+  struct sbx *sbx = NULL;
+  char sbx_name[32];
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = o.data; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  snprintf(sbx_name, sizeof(sbx_name), "dev-%08x", h);
+  struct sbx_config sc = {.name = sbx_name, .enter = 1, .protect = 1, .log_what = "dev"};
+  if (sbx_new(&sc, &sbx, err, sizeof(err)) == 0)
+    sbx_sweep(sbx);
+
   char *token = coord_ephemeral_token(ctx.coord, 1);
   char *state = xasprintf("%s/agent", o.data);
   char host[256] = "dev";
@@ -171,6 +184,7 @@ int cli_dev(int argc, char **argv)
       .shutdown_timeout_ms = o.shutdown_timeout_ms,
       /* The only node: a busy machine must not leave every job queued. */
       .busy_cpu = 100,
+      .sandbox = sbx,
       .on_stopped = agent_stopped,
       .ud = &ctx,
   };
@@ -199,6 +213,7 @@ int cli_dev(int argc, char **argv)
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0)
     log_warn("event loop closed with handles still open", "data=%s", o.data);
+  sbx_free(sbx);
   code = ctx.code;
 out:
   cfg_release(dev_opts_table, NOPTS, &o, &res);

@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "job/cmdline.h"
 #include "job/job_pb.h"
+#include "sandbox/sandbox.h"
 
 static const char *const coordinator_only[] = {
     "priority", "label", "constraint", "require", "max-attempts", "idempotency-key",
@@ -37,6 +38,67 @@ static int split_kv(const char *kv, const char **eq)
 {
   *eq = strchr(kv, '=');
   return *eq && *eq != kv ? 0 : -1;
+}
+
+/* ---- sandbox (issue 8) ---- */
+
+/* The same bounds as a job document's (job.c): one message per mistake. */
+static int sandbox_opts(const struct jobopts_sandbox *o, struct job *j, char *err, size_t errlen)
+{
+  struct job_isolation *iso = &j->isolation;
+  if (o->memory && o->memory < (1u << 20)) {
+    snprintf(err, errlen, "--memory must be at least 1M, like --memory 256M");
+    return -1;
+  }
+  j->resources.memory_bytes = o->memory;
+  if (o->cpus && *o->cpus) {
+    char *end;
+    double d = strtod(o->cpus, &end);
+    if (end == o->cpus || *end || !(d >= 0.01 && d <= 4096)) {
+      snprintf(err, errlen, "--cpus \"%s\": must be a number of CPUs from 0.01 to 4096, like 0.5",
+               o->cpus);
+      return -1;
+    }
+    j->resources.cpus = d;
+  }
+  if (o->pids < 0) {
+    snprintf(err, errlen, "--pids must be 1 or more");
+    return -1;
+  }
+  j->resources.pids = (uint32_t)o->pids;
+  if (o->isolate)
+    sbx_isolate_all(iso);
+  if (o->network && !strcmp(o->network, "none"))
+    iso->network = JOB_NET_NONE;
+  iso->read_only |= o->read_only;
+  iso->read_only_workdir = o->read_only_workdir;
+  iso->pid_namespace |= o->pid_namespace;
+  if ((iso->read_only_workdir || o->tmp_size) && !iso->read_only) {
+    snprintf(err, errlen, "--%s needs --read-only (or --isolate)",
+             iso->read_only_workdir ? "read-only-workdir" : "tmp-size");
+    return -1;
+  }
+  if (o->tmp_size && o->tmp_size < (1u << 20)) {
+    snprintf(err, errlen, "--tmp-size must be at least 1M, like --tmp-size 64M");
+    return -1;
+  }
+  iso->tmp_size = o->tmp_size;
+  if (o->user && *o->user)
+    iso->user = xstrdup(o->user);
+  if (o->hostname && *o->hostname)
+    iso->hostname = xstrdup(o->hostname);
+  if (o->mounts.n) {
+    iso->mounts = xcalloc(o->mounts.n, sizeof(*iso->mounts));
+    for (size_t i = 0; i < o->mounts.n; i++) {
+      char msg[300];
+      if (job_mount_parse(o->mounts.items[i], &iso->mounts[i], msg, sizeof(msg)) < 0) {
+        snprintf(err, errlen, "--%s", msg);
+        return -1;
+      }
+      iso->nmounts = i + 1;
+    }
+  }
+  return 0;
 }
 
 int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, char *err,
@@ -95,6 +157,11 @@ int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, c
     j->nlabels = o->labels.n;
   }
   job_set_command(j, argc, argv, o->exec ? JOB_CMD_EXEC : o->shell ? JOB_CMD_SHELL : JOB_CMD_AUTO);
+  if (sandbox_opts(&o->sbx, j, err, errlen) < 0) {
+    job_release(j);
+    memset(j, 0, sizeof(*j));
+    return -1;
+  }
   return 0;
 }
 

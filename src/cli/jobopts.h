@@ -13,6 +13,20 @@
 #include "job/job.h"
 #include "job/pb.h"
 
+/* sandbox (issue 8): limits and isolation, the job's "resources" and
+ * "isolation" (docs/sandbox.md). */
+struct jobopts_sandbox {
+  uint64_t memory;
+  char *cpus; /* a decimal number; parsed by jobopts_job */
+  long pids;
+  char *network;
+  int read_only, read_only_workdir, pid_namespace, isolate;
+  struct cfg_list mounts;
+  char *user;
+  char *hostname;
+  uint64_t tmp_size;
+};
+
 struct jobopts {
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
@@ -26,6 +40,7 @@ struct jobopts {
   struct cfg_list require;
   long max_attempts;
   char *idempotency_key;
+  struct jobopts_sandbox sbx;
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named
@@ -58,7 +73,35 @@ struct jobopts {
   {"max-attempts", 0, CFG_INT, offsetof(type, f.max_attempts), "1", NULL, 1, 100, "N",             \
    "coordinator: runs allowed when a node running the job is lost"},                               \
   {"idempotency-key", 0, CFG_STRING, offsetof(type, f.idempotency_key), NULL, NULL, 0, 0, "K",     \
-   "coordinator: a second submission with K gets the first job, not a new one"}
+   "coordinator: a second submission with K gets the first job, not a new one"},                   \
+  JOBOPTS_SANDBOX_TABLE(type, f)
+
+/* The sandbox's options (docs/sandbox.md), part of JOBOPTS_TABLE. */
+#define JOBOPTS_SANDBOX_TABLE(type, f)                                                             \
+  {"memory", 0, CFG_SIZE, offsetof(type, f.sbx.memory), NULL, NULL, 0, 0, "SIZE",                  \
+   "memory limit of the job's cgroup (past it the OOM killer ends the job, exit 137)"},            \
+  {"cpus", 0, CFG_STRING, offsetof(type, f.sbx.cpus), NULL, NULL, 0, 0, "N",                        \
+   "CPU limit: N CPUs' worth of time per second, like 0.5 or 2"},                                  \
+  {"pids", 0, CFG_INT, offsetof(type, f.sbx.pids), NULL, NULL, 0, 4194304, "N",                    \
+   "at most N processes and threads at once"},                                                     \
+  {"network", 0, CFG_ENUM, offsetof(type, f.sbx.network), NULL, "host|none", 0, 0, "MODE",          \
+   "none: a network namespace of its own with only lo"},                                           \
+  {"read-only", 0, CFG_BOOL, offsetof(type, f.sbx.read_only), NULL, NULL, 0, 0, NULL,              \
+   "/ read-only, a private writable /tmp; the workdir stays writable"},                            \
+  {"read-only-workdir", 0, CFG_BOOL, offsetof(type, f.sbx.read_only_workdir), NULL, NULL, 0, 0,    \
+   NULL, "with --read-only: the workdir read-only too"},                                           \
+  {"mount", 0, CFG_LIST, offsetof(type, f.sbx.mounts), NULL, NULL, 0, 0, "SRC:DST[:ro]",            \
+   "bind SRC (a path here) to DST in the job's mount namespace"},                                  \
+  {"user", 0, CFG_STRING, offsetof(type, f.sbx.user), NULL, NULL, 0, 0, "USER",                     \
+   "run as USER (a name or uid[:gid]; needs a root runner)"},                                      \
+  {"pid-namespace", 0, CFG_BOOL, offsetof(type, f.sbx.pid_namespace), NULL, NULL, 0, 0, NULL,      \
+   "the job sees only its own processes"},                                                         \
+  {"hostname", 0, CFG_STRING, offsetof(type, f.sbx.hostname), NULL, NULL, 0, 0, "NAME",             \
+   "a UTS namespace with this host name"},                                                         \
+  {"tmp-size", 0, CFG_SIZE, offsetof(type, f.sbx.tmp_size), NULL, NULL, 0, 0, "SIZE",              \
+   "with --read-only: size of the private /tmp (default 64M)"},                                    \
+  {"isolate", 0, CFG_BOOL, offsetof(type, f.sbx.isolate), NULL, NULL, 0, 0, NULL,                  \
+   "--network none --read-only --pid-namespace"}
 /* clang-format on */
 
 /* For a command that runs the job here (`drover run`): 0 when no option

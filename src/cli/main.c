@@ -8,6 +8,7 @@
 
 #include "base/config.h"
 #include "cli/cli.h"
+#include "sandbox/child.h"
 
 static const struct cli_cmd commands[] = {
     {"run", cli_run, "run one command here as a job, output live, its exit code"},
@@ -68,6 +69,9 @@ static int stdio_ensure_open(void)
 
 int main(int argc, char **argv)
 {
+  /* PID 1 of a job's PID namespace: drover re-executed (sandbox/child.h). */
+  if (argc > 0 && strcmp(argv[0], SBX_INIT_ARGV0) == 0)
+    return sbx_init_main(argc, argv);
   if (stdio_ensure_open() < 0)
     return CLI_EXIT_ERROR;
   if (argc < 2) {

@@ -30,6 +30,7 @@
 #include "job/cmdline.h"
 #include "job/job.h"
 #include "job/result.h"
+#include "sandbox/sandbox.h"
 
 /* The output queue: above HIGH the job's pipes are paused, below LOW they
  * are read again. With the job's own 1 MiB pipe, at most ~3 MiB of output
@@ -53,6 +54,7 @@ struct run_opts {
   struct cfg_common common;
   struct jobopts job; /* the fragment shared with drover job run|submit */
   int json;
+  char *cgroups, *cgroup_parent; /* sandbox (issue 8) */
 };
 
 /* The common options by hand rather than CFG_COMMON_OPTS: same keys, but
@@ -66,6 +68,12 @@ static const struct cfg_opt run_opts_table[] = {
     {"json", 0, CFG_BOOL, offsetof(struct run_opts, json), NULL, NULL, 0, 0, NULL,
      "print the result document as the last line of stdout"},
     JOBOPTS_TABLE(struct run_opts, job, "0"),
+    {"cgroups", 0, CFG_ENUM, offsetof(struct run_opts, cgroups), "auto", "auto|v1|v2|off", 0, 0,
+     "MODE", "the job's cgroup: auto (v2, v1 or both), only v1, only v2, or off (a process group)"},
+    {"cgroup-parent", 0, CFG_STRING, offsetof(struct run_opts, cgroup_parent), NULL, NULL, 0, 0,
+     "PATH",
+     "make the job's cgroup under PATH (from each hierarchy's root) instead of under "
+     "drover's own"},
 };
 #define NOPTS ARRAY_SIZE(run_opts_table)
 
@@ -392,6 +400,22 @@ int cli_run(int argc, char **argv)
    * signal would kill drover and leave the job running on its own. */
   signal(SIGPIPE, SIG_IGN);
 
+  /* The job's cgroup goes under ours, in a group of this run's own. */
+  struct sbx *sbx = NULL;
+  char name[32];
+  snprintf(name, sizeof(name), "run-%d", (int)getpid());
+  struct sbx_config sc = {
+      .cgroups = sbx_cg_mode_parse(o.cgroups),
+      .cgroup_parent = o.cgroup_parent && *o.cgroup_parent ? o.cgroup_parent : NULL,
+      .name = name,
+      .log_what = "run",
+  };
+  if (sbx_new(&sc, &sbx, err, sizeof(err)) < 0) {
+    fprintf(stderr, "error: %s\n", err);
+    job_release(&j);
+    goto out;
+  }
+
   uv_loop_t loop;
   /* Orphans of a job (a killed group's grandchildren) must be reaped by us:
    * PID 1 of a container often reaps nothing. */
@@ -419,7 +443,7 @@ int cli_run(int argc, char **argv)
         .on_line = on_line, .on_exit = on_exit_cb, .on_data = on_data};
     /* The job reads our stdin, as with timeout(1) or nice; its output
      * comes as read, for a byte-exact passthrough. */
-    struct exec_opts eo = {.raw_output = 1, .set_stdin = 1, .fd_stdin = 0};
+    struct exec_opts eo = {.raw_output = 1, .set_stdin = 1, .fd_stdin = 0, .sandbox = sbx};
     rc = exec_start(&loop, &j, &eo, &ops, &ctx, &ctx.e);
     if (rc < 0) {
       fprintf(stderr, "error: cannot start the job: %s\n", strerror(-rc));
@@ -432,6 +456,7 @@ int cli_run(int argc, char **argv)
   exec_loop_done(&loop);
   uv_run(&loop, UV_RUN_DEFAULT); /* the closes it made */
   uv_loop_close(&loop);
+  sbx_free(sbx);
   if (rc == 0)
     code = ctx.code;
 out:

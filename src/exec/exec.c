@@ -31,6 +31,7 @@
 #include "exec/progress.h"
 #include "exec/reaper.h"
 #include "exec/spawn.h"
+#include "sandbox/sandbox.h"
 
 /* One read buffer per exec, shared by its pipes: libuv reads one stream at a
  * time and our callbacks are done with the bytes before the next read. Big
@@ -75,13 +76,15 @@ struct exec {
   char *sys_text;        /* header lines, emitted at the first tick */
   char *script_path;
   struct job_result r;
+  struct sbx_job *sj; /* the job's sandbox (cgroup, isolation); NULL: none */
   int64_t mono0;
   int wstatus;
   uint64_t kill_at;      /* loop time at which the group gets SIGKILL */
   uint64_t guard_left;   /* ms of the EOF guard left when output was paused */
   uint64_t rss_floor_kb; /* see self_rss_reset */
+  unsigned cg_polls;     /* see on_cg_poll */
   unsigned started : 1, reaped : 1, group_gone : 1, killing : 1, timed_out : 1, cancelled : 1,
-      failed : 1, finished : 1, guard_armed : 1, raw : 1, paused : 1;
+      failed : 1, finished : 1, guard_armed : 1, raw : 1, paused : 1, pg_gone : 1;
 };
 
 static void maybe_finish(struct exec *e);
@@ -160,6 +163,7 @@ static void free_exec(struct exec *e)
   free(e->rbuf);
   free(e->sys_text);
   free(e->script_path);
+  sbx_job_free(e->sj);
   job_release(&e->job);
   job_result_release(&e->r);
   free(e);
@@ -214,11 +218,41 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 
 /* ---- kill, reap, finish ---- */
 
+static void maybe_finish(struct exec *e);
+static void on_cg_poll(uv_timer_t *t);
+
 /* Never signals a reaped group: its pgid could be a new process by now. */
 static void group_signal(struct exec *e, int sig)
 {
   if (e->pid > 0 && !e->reaped)
     kill(-e->pid, sig);
+  /* KILL is for everything of the job, wherever its process group. */
+  if (sig == SIGKILL && e->sj && e->pid > 0)
+    sbx_job_kill(e->sj);
+}
+
+/* How long the cgroup of a job whose processes were all killed may stay
+ * populated (a process stuck in the kernel, in D state) before the job is
+ * reported anyway; its group is then left to the next sweep. */
+#define CG_POLL_MAX_MS 10000
+
+/* The job's processes are all gone: its process group is reaped and its
+ * cgroup (if any) is empty. An escaped process, killed with the cgroup, may
+ * take a moment to exit; the kill timer polls for it then, every ms at
+ * first, then every 10 ms. */
+static void check_gone(struct exec *e)
+{
+  if (!e->pg_gone || e->group_gone)
+    return;
+  if (e->sj && sbx_job_populated(e->sj) && e->cg_polls < 100 + CG_POLL_MAX_MS / 10) {
+    if (!uv_is_active((uv_handle_t *)&e->kill_timer))
+      uv_timer_start(&e->kill_timer, on_cg_poll, e->cg_polls < 100 ? 1 : 10, 0);
+    return;
+  }
+  if (e->sj && e->cg_polls >= 100 + CG_POLL_MAX_MS / 10)
+    log_warn("processes of a finished job do not die; reporting it anyway", "job=%s", e->job.id);
+  uv_timer_stop(&e->kill_timer);
+  e->group_gone = 1;
 }
 
 static void on_kill_timer(uv_timer_t *t);
@@ -250,6 +284,17 @@ static void start_kill(struct exec *e, uint64_t grace_ms)
   uv_timer_start(&e->kill_timer, on_kill_timer, grace_ms, 0);
 }
 
+/* Polls the killed cgroup (see check_gone); kills again every 50 polls (a
+ * process that was forking when the group was killed, on v1). */
+static void on_cg_poll(uv_timer_t *t)
+{
+  struct exec *e = t->data;
+  if (++e->cg_polls % 50 == 0)
+    sbx_job_kill(e->sj);
+  check_gone(e);
+  maybe_finish(e);
+}
+
 static void on_kill_timer(uv_timer_t *t)
 {
   struct exec *e = t->data;
@@ -270,7 +315,8 @@ static void on_guard(uv_timer_t *t)
             "job=%s pid=%d", e->job.id, e->pid);
   for (int i = 0; i < NSTREAMS; i++)
     stream_end(&e->st[i]);
-  e->group_gone = 1;
+  if (!e->sj || !sbx_job_populated(e->sj))
+    e->group_gone = 1; /* else the cgroup poll decides */
   maybe_finish(e);
 }
 
@@ -348,6 +394,8 @@ static void on_reap(struct reaper_entry *en)
         /* The main process is gone: whatever is left of its group (a
          * background `sleep &`, a grandchild ignoring TERM) goes too. */
         kill(-e->pid, SIGKILL);
+        if (e->sj)
+          sbx_job_kill(e->sj);
         e->reaped = 1;
         uv_timer_stop(&e->kill_timer);
         arm_guard(e);
@@ -367,9 +415,12 @@ static void on_reap(struct reaper_entry *en)
         e->r.duration_us = (uint64_t)(mono_us() - e->mono0);
         e->r.error = xstrdup("exit status lost: the process was reaped elsewhere");
         uv_timer_stop(&e->kill_timer);
+        if (e->sj)
+          sbx_job_kill(e->sj);
         arm_guard(e);
       }
-      e->group_gone = 1;
+      e->pg_gone = 1;
+      check_gone(e);
     }
     break;
   }
@@ -411,6 +462,8 @@ static void finish(struct exec *e)
   uv_timer_stop(&e->tick);
   uv_timer_stop(&e->kill_timer);
   fill_status(e);
+  if (e->sj)
+    sbx_job_finish(e->sj, &e->r);
   if (e->script_path) {
     unlink(e->script_path);
     free(e->script_path);
@@ -518,6 +571,14 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
 
   if ((rc = cmd_build(&c, &e->job, opts->tmpdir)) < 0)
     goto fail;
+  /* The sandbox: a cgroup for the job and what its child sets up. A job
+   * asking for what the runner cannot give fails here, before any process. */
+  if (!c.error && opts->sandbox)
+    sbx_job_new(opts->sandbox, &e->job, c.path, c.argv, &e->sj, &c.error);
+  else if (!c.error && (j->resources.memory_bytes || j->resources.cpus > 0 || j->resources.pids ||
+                        job_isolation_any(&j->isolation)))
+    c.error = xstrdup("\"resources\" and \"isolation\" need a runner with a sandbox, and this "
+                      "one has none: remove them to run the job without them");
   for (int i = 0; i < NSTREAMS; i++) {
     if (opts->inherit_stdio && i != S_PROGRESS)
       continue;
@@ -535,6 +596,7 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
         .fd_stdout = e->st[S_OUT].child_fd,
         .fd_stderr = e->st[S_ERR].child_fd,
         .fd_progress = e->st[S_PROGRESS].child_fd,
+        .sandbox = e->sj ? sbx_job_child(e->sj) : NULL,
     };
     struct spawn_failure f;
     if (opts->set_stdin && opts->fd_stdin >= 0) {
@@ -554,6 +616,13 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
     e->mono0 = mono_us();
     rc = spawn_process(&req, &f);
     e->rss_floor_kb = self_maxrss();
+    if (rc < 0 && e->sj && sbx_job_child(e->sj)->clone_flags) {
+      /* clone itself makes the PID (and user) namespace: the kernel's
+       * refusal is the job's failure to start, said as such. */
+      c.error = xasprintf("cannot set up the job's sandbox: make its namespaces (clone): %s",
+                          strerror(-rc));
+      rc = 0;
+    }
     if (rc < 0) {
       reaper_remove(&e->rent);
       goto fail;
@@ -564,7 +633,13 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
     } else {
       reaper_remove(&e->rent);
       e->r.started_us = 0;
-      c.error = cmd_spawn_error(&c, j, f.step, f.err);
+      if (c.error)
+        ; /* the clone's refusal, said above */
+      else if (f.step == SPAWN_STEP_SANDBOX)
+        c.error = xasprintf("cannot set up the job's sandbox: %s: %s", f.what ? f.what : "setup",
+                            strerror(f.err));
+      else
+        c.error = cmd_spawn_error(&c, j, f.step, f.err);
     }
   }
 

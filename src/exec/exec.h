@@ -11,7 +11,10 @@
  *
  * Timeout and cancel: SIGTERM to the process group, then after kill_grace
  * SIGKILL to the group. When the main process exits, whatever is left of its
- * group is SIGKILLed, so no grandchild outlives the job; on_exit is called
+ * group is SIGKILLed, so no grandchild outlives the job. With a sandbox
+ * that has cgroups, the same goes for every process in the job's cgroup,
+ * which none can leave (setsid included), and on_exit waits until the
+ * cgroup is empty; on_exit is called
  * after the child is reaped and both output pipes reached EOF. A process
  * that left the group (setsid) may hold a pipe open: 2 s after the group was
  * killed, the pipes are closed anyway (that wait does not run while output
@@ -65,6 +68,11 @@ struct exec_opts {
    * copy); a negative fd_stdin means /dev/null as well. */
   int set_stdin;
   int fd_stdin;
+  /* The runner's sandbox (sandbox/sandbox.h): each job gets its own cgroup
+   * (everything in it is killed when the job ends; limits; figures) and
+   * the isolation it asks for. NULL: a job that asks for "resources" or
+   * "isolation" fails to start, saying so. Not owned. */
+  struct sbx *sandbox;
 };
 
 /* Starts job j (copied: the caller may release j after this returns).

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "sandbox/child.h"
 
 /* The child's fd layout: 0..3 as the job sees them, nothing above. Every
  * source fd is moved to FIRST_FREE or above in the parent first, so wiring
@@ -85,7 +86,8 @@ __attribute__((no_sanitize_address)) static int child_run(void *arg)
    * now. Only this process is covered; its own children are the group's. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
     child_fail(c, SPAWN_STEP_SETUP, errno);
-  if (getppid() != c->parent)
+  /* In a new PID namespace the parent is outside it: getppid() is 0. */
+  if (getppid() != c->parent && !(req->sandbox && (req->sandbox->clone_flags & CLONE_NEWPID)))
     _exit(127);
 
   /* The runner installs handlers (libuv's point into our memory, which this
@@ -99,14 +101,17 @@ __attribute__((no_sanitize_address)) static int child_run(void *arg)
       sigaction(sig, &c->dfl, NULL);
   sigprocmask(SIG_SETMASK, &c->empty, NULL);
 
-  /* Isolation (cgroup join, namespaces, mounts, rlimits, no_new_privs,
-   * dropping to the job user) slots in here: after setsid, before the fds
-   * and the workdir, each failure reported with its own spawn_step. All of
-   * it is syscalls, which is what a CLONE_VM child may make: open/write/
-   * close for cgroup files, unshare, mount, prctl(PR_SET_NO_NEW_PRIVS),
-   * setrlimit. Use syscall(SYS_setresuid/SYS_setgroups/...) rather than
-   * glibc's setuid family: those wrappers signal every thread of the
+  /* The sandbox (cgroup join first, namespaces, mounts, no_new_privs,
+   * dropping to the job's user): after setsid, before the fds and the
+   * workdir. All of it is syscalls, which is what a CLONE_VM child may
+   * make; sandbox/child.c uses syscall(SYS_setresuid/...) rather than
+   * glibc's setuid family, whose wrappers signal every thread of the
    * process to change them all, and here that process is ours. */
+  if (req->sandbox) {
+    int rc = sbx_child_setup(req->sandbox, &c->f.what);
+    if (rc < 0)
+      child_fail(c, SPAWN_STEP_SANDBOX, -rc);
+  }
 
   for (int fd = 0; fd < 4; fd++) {
     if (c->src[fd] >= 0) {
@@ -117,20 +122,34 @@ __attribute__((no_sanitize_address)) static int child_run(void *arg)
     }
   }
   /* Nothing else of ours leaks into the job: other jobs' pipes, sockets,
-   * the store. (The sources are close-on-exec or closed here.) */
-  if (close_range(FIRST_FREE, ~0U, 0) < 0) {
+   * the store. (The sources are close-on-exec or closed here.) The one fd
+   * kept is the drover binary for a PID namespace's init: close-on-exec,
+   * it is gone once that init runs. */
+  int keep = req->sandbox && req->sandbox->init_argv ? req->sandbox->exe_fd : -1;
+  int closed = keep >= FIRST_FREE
+                   ? (keep == FIRST_FREE || close_range(FIRST_FREE, (unsigned)keep - 1, 0) == 0) &&
+                         close_range((unsigned)keep + 1, ~0U, 0) == 0
+                   : close_range(FIRST_FREE, ~0U, 0) == 0;
+  if (!closed) {
     struct rlimit rl;
     long max = 65536;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (rlim_t)max)
       max = (long)rl.rlim_cur;
     for (long fd = FIRST_FREE; fd < max; fd++)
-      close((int)fd);
+      if (fd != keep)
+        close((int)fd);
   }
 
-  if (req->workdir && chdir(req->workdir) < 0)
+  /* With a mount namespace the sandbox has entered the workdir itself (it
+   * may be a new mount there). */
+  if (req->workdir && !(req->sandbox && req->sandbox->cwd) && chdir(req->workdir) < 0)
     child_fail(c, SPAWN_STEP_CHDIR, errno);
-  execve(req->path, req->argv, req->envp);
+  if (req->sandbox && req->sandbox->init_argv)
+    syscall(SYS_execveat, req->sandbox->exe_fd, "", req->sandbox->init_argv, req->envp,
+            AT_EMPTY_PATH);
+  else
+    execve(req->path, req->argv, req->envp);
   child_fail(c, SPAWN_STEP_EXEC, errno);
   return 127;
 }
@@ -164,6 +183,7 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   c.f.step = SPAWN_OK;
   f->step = SPAWN_OK;
   f->err = 0;
+  f->what = NULL;
 
   for (int i = 0; i < 4; i++)
     tmp[i] = -1;
@@ -190,7 +210,9 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   sigfillset(&all);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KSIGSET_SIZE);
   /* The stack grows down on every architecture Linux runs drover on. */
-  pid = clone(child_run, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+  pid =
+      clone(child_run, (char *)stack + CHILD_STACK,
+            CLONE_VM | CLONE_VFORK | SIGCHLD | (req->sandbox ? req->sandbox->clone_flags : 0), &c);
   if (pid < 0)
     clone_err = errno;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KSIGSET_SIZE);

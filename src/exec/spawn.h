@@ -8,7 +8,15 @@
 #define DROVER_EXEC_SPAWN_H
 
 /* Where a child failed before its program started. */
-enum spawn_step { SPAWN_OK = 0, SPAWN_STEP_SETUP, SPAWN_STEP_CHDIR, SPAWN_STEP_EXEC };
+enum spawn_step {
+  SPAWN_OK = 0,
+  SPAWN_STEP_SETUP,
+  SPAWN_STEP_CHDIR,
+  SPAWN_STEP_EXEC,
+  SPAWN_STEP_SANDBOX /* sandbox/child.h's setup; spawn_failure.what says which part */
+};
+
+struct sbx_child;
 
 struct spawn_req {
   const char *path; /* program to execve: already resolved (see spawn_find) */
@@ -18,11 +26,16 @@ struct spawn_req {
   /* The child's fds 0..3. -1 for stdout/stderr: inherit the parent's fd 1/2.
    * progress may be -1 (then fd 3 is closed). The parent keeps ownership. */
   int fd_stdin, fd_stdout, fd_stderr, fd_progress;
+  /* The job's sandbox (cgroup join, namespaces, mounts, user), applied
+   * right after setsid; NULL: none. With a PID namespace the child is
+   * PID 1 of it and execs the sandbox's init instead of path. */
+  const struct sbx_child *sandbox;
 };
 
 struct spawn_failure {
   enum spawn_step step;
-  int err; /* errno of that step */
+  int err;          /* errno of that step */
+  const char *what; /* SPAWN_STEP_SANDBOX: the part that failed (static text) */
 };
 
 /* Starts the process; the calling thread waits until the child has exec'ed

@@ -60,7 +60,8 @@ def test_agent_reports_labels_capabilities_resources_and_load(cluster, srv, pb):
     assert n["state"] == "ready" and n["connected"] and not n["busy"]
     assert n["labels"] == {"gpu": "yes", "zone": "a"} and n["slots"] == 3
     caps = set(n["capabilities"])
-    assert caps <= {"cgroup.v1", "cgroup.v2", "ns.user", "ns.pid", "ns.net", "ns.mount", "docker"}
+    assert caps <= {"cgroup.v1", "cgroup.v2", "ns.user", "ns.pid", "ns.net", "ns.mount", "docker",
+                    "sandbox.isolation"}
     assert {"ns.pid", "ns.mount"} <= caps  # every Linux this runs on has them
     assert n["cpus"] == os.cpu_count()
     meminfo = open("/proc/meminfo").read()

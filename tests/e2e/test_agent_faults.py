@@ -109,7 +109,9 @@ def test_agent_link_cut_longer_than_the_node_timeout(cluster, tmp_path):
 @pytest.mark.parametrize("attempts", [1, 2])
 def test_agent_kill9_mid_job_then_restart_on_its_state_dir(cluster, tmp_path, attempts):
     srv = cluster.server(node_timeout="30s")
-    a = agent(cluster, srv, "a1")
+    # The process-group path, what an agent without cgroups does (with them,
+    # the cgroup sweep kills first: test_sandbox_agent.py).
+    a = agent(cluster, srv, "a1", "--cgroups", "off")
     gate = tmp_path / "gate"
     # The child outlives the shell when the agent dies (only the job's first
     # process gets the kernel's SIGKILL): the restarted agent kills it.
@@ -121,7 +123,7 @@ def test_agent_kill9_mid_job_then_restart_on_its_state_dir(cluster, tmp_path, at
     wait_for(lambda: logs(srv, jid)[0] == b"started\n", what="the job's first line stored")
     a.kill9()
     assert alive(child)
-    b = restart_agent(cluster, srv, a)
+    b = restart_agent(cluster, srv, a, "--cgroups", "off")
     b.wait_log(r"killed what was left of the previous attempt job=%s attempt=1" % jid)
     assert not alive(child)
     if attempts == 1:

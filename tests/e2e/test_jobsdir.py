@@ -298,7 +298,7 @@ def test_jobsdir_a_thousand_files_at_once(agent, jobs, tmp_path):
     n = 1000
     for i in range(n):
         (stage / f"j{i:04}.json").write_text(json.dumps({"id": f"j{i:04}", "command": "exit 0"}))
-    agent("--slots", "2")
+    agent("--slots", "2").wait_log("agent started")  # its folders exist from here on
     for f in sorted(stage.iterdir()):
         os.rename(f, jobs / f.name)
     results = jobs / "results"

@@ -319,7 +319,9 @@ def test_jobsdir_restart_kills_the_previous_attempt_first(agent, jobs, tmp_path,
     if leader == "reaped":
         set_subreaper(True)  # the dead agent's orphans come to us, to be reaped
     try:
-        crashed = agent(expect=-9)
+        # The process-group path, what an agent without cgroups does (with
+        # them, the cgroup sweep kills first: test_sandbox_agent.py).
+        crashed = agent("--cgroups", "off", expect=-9)
         drop(jobs, "twice.json", {"id": "twice", "command": f"""
             if [ "$DROVER_ATTEMPT" = 1 ]; then
               echo start1 >> {side}
@@ -340,7 +342,7 @@ def test_jobsdir_restart_kills_the_previous_attempt_first(agent, jobs, tmp_path,
         if leader == "reaped":
             os.waitpid(leader_pid, 0)  # killed by the kernel with its agent
             assert not os.path.exists(f"/proc/{leader_pid}")
-        a = agent()
+        a = agent("--cgroups", "off")
         r = result(jobs, "twice")
         assert r["status"] == "succeeded" and r["attempt"] == 2
         assert side.read_text().split("\n") == ["start1", "start2", "end2", ""]
@@ -469,9 +471,9 @@ def test_jobsdir_temporary_files_left_by_a_crash_are_removed(agent, jobs):
 def test_jobsdir_reserved_fields_are_refused(agent, jobs, tmp_path):
     agent()
     drop(jobs, "iso.json", '{"command": "touch ' + str(tmp_path / "ran") + '",\n'
-         ' "isolation": {"network": "none"}}')
+         ' "secrets": {"name": "x"}}')
     assert error_text(jobs, "iso.json") == (
-        f"error: job file '{jobs}/iso.json': line 2, column 2: \"isolation\" is not supported by "
+        f"error: job file '{jobs}/iso.json': line 2, column 2: \"secrets\" is not supported by "
         "this version of drover: remove it to run the job without it\n")
     assert not (tmp_path / "ran").exists()
 

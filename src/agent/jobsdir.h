@@ -54,6 +54,7 @@ struct jobsdir_opts {
   uint64_t shutdown_timeout_ms; /* how long shutdown waits for running jobs */
   uint64_t max_job_size;        /* bigger job files are refused; 0: the default, 1 MiB */
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
+  const char *docker_host;      /* container jobs' engine (copied); NULL: the default */
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);

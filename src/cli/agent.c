@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "container/dockerhttp.h"
 #include "exec/exec.h"
 
 struct agent_opts {
@@ -35,6 +36,7 @@ struct agent_opts {
   uint64_t log_batch_interval_ms;
   uint64_t spool_max;
   long busy_cpu, busy_mem;
+  char *docker_host;
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -73,6 +75,10 @@ static const struct cfg_opt agent_opts_table[] = {
      "above this CPU use the node says busy: no new jobs"},
     {"busy-mem", 0, CFG_INT, offsetof(struct agent_opts, busy_mem), "90", NULL, 1, 100, "PERCENT",
      "above this memory use the node says busy: no new jobs"},
+    {"docker-host", 0, CFG_STRING, offsetof(struct agent_opts, docker_host), NULL, NULL, 0, 0,
+     "URL",
+     "container jobs' Docker engine socket, unix:///PATH (default: $DOCKER_HOST, else "
+     "unix:///var/run/docker.sock)"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -216,6 +222,15 @@ int cli_agent(int argc, char **argv)
     code = CLI_EXIT_USAGE;
     goto out;
   }
+  if (o.docker_host && *o.docker_host) {
+    char path[256], msg[512];
+    if (dockerhttp_socket_path(o.docker_host, path, sizeof(path)) < 0) {
+      dockerhttp_host_error(o.docker_host, msg, sizeof(msg));
+      fprintf(stderr, "error: %s\n", msg);
+      code = CLI_EXIT_USAGE;
+      goto out;
+    }
+  }
   cfg_common_apply(&o.common);
 
   uv_loop_t loop;
@@ -246,6 +261,7 @@ int cli_agent(int argc, char **argv)
         .spool_max = o.spool_max ? o.spool_max : 1,
         .busy_cpu = (double)o.busy_cpu,
         .busy_mem = (double)o.busy_mem,
+        .docker_host = o.docker_host,
         .on_stopped = on_session_stopped,
         .ud = &ctx,
     };
@@ -258,8 +274,8 @@ int cli_agent(int argc, char **argv)
       ctx.sess = NULL;
     }
   } else {
-    struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
-                              o.max_log_size};
+    struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
+                              o.max_job_size, o.max_log_size,    o.docker_host};
     ctx.jd = jobsdir_new(&loop, &jo);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);

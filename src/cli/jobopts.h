@@ -26,6 +26,7 @@ struct jobopts {
   struct cfg_list require;
   long max_attempts;
   char *idempotency_key;
+  char *image; /* --image: a container job (docs/containers.md) */
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named
@@ -58,7 +59,9 @@ struct jobopts {
   {"max-attempts", 0, CFG_INT, offsetof(type, f.max_attempts), "1", NULL, 1, 100, "N",             \
    "coordinator: runs allowed when a node running the job is lost"},                               \
   {"idempotency-key", 0, CFG_STRING, offsetof(type, f.idempotency_key), NULL, NULL, 0, 0, "K",     \
-   "coordinator: a second submission with K gets the first job, not a new one"}
+   "coordinator: a second submission with K gets the first job, not a new one"},                   \
+  {"image", 0, CFG_STRING, offsetof(type, f.image), NULL, NULL, 0, 0, "IMAGE",                     \
+   "run the job in a container of IMAGE (Docker engine; no words: the image's own command)"}
 /* clang-format on */
 
 /* For a command that runs the job here (`drover run`): 0 when no option

@@ -49,6 +49,7 @@ void cmd_job_copy(struct job *d, const struct job *s)
   d->workdir = dup0(s->workdir);
   d->idempotency_key = dup0(s->idempotency_key);
   d->labels = kv_dup(s->labels, s->nlabels);
+  d->image = dup0(s->image);
 }
 
 static const char *const drover_vars[] = {"DROVER_JOB_ID", "DROVER_PROGRESS_FD", "DROVER_ATTEMPT"};

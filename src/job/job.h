@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "base/id.h"
 
-enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT };
+enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT, JOB_CONTAINER };
 
 #define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u) /* 1h  */
 #define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)       /* 10s */
@@ -37,6 +37,9 @@ struct job {
   struct job_kv *labels;
   size_t nlabels;
   unsigned attempt; /* 1 for the first run; set by the runner, not the document */
+  /* container (issue 9; docs/containers.md): the image to run command (sh -c)
+   * or argv in, or its own default command when neither is set */
+  char *image;
 };
 
 /* Where a document was wrong. line and column are 1-based, 0 when unknown;

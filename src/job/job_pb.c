@@ -36,6 +36,17 @@ int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
     j->interpreter = xstrdup(s->interpreter);
     j->script = xstrdup(s->script ? s->script : "");
     break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER:
+    j->kind = JOB_CONTAINER;
+    j->image = xstrdup(s->image);
+    j->command = dup_or_null(s->command);
+    if (s->n_argv) {
+      j->argc = s->n_argv;
+      j->argv = xcalloc(s->n_argv + 1, sizeof(char *));
+      for (size_t i = 0; i < s->n_argv; i++)
+        j->argv[i] = xstrdup(s->argv[i]);
+    }
+    break;
   default:
     j->kind = JOB_SHELL;
     j->command = xstrdup(s->command);
@@ -83,6 +94,17 @@ pb_JobSpec *job_to_pb(const struct job *j)
     s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SCRIPT;
     s->interpreter = dup_or_null(j->interpreter);
     s->script = dup_or_null(j->script);
+    break;
+  case JOB_CONTAINER:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER;
+    s->image = dup_or_null(j->image);
+    s->command = dup_or_null(j->command);
+    if (j->argv) {
+      s->n_argv = j->argc;
+      s->argv = xcalloc(j->argc + 1, sizeof(char *));
+      for (size_t i = 0; i < j->argc; i++)
+        s->argv[i] = xstrdup(j->argv[i]);
+    }
     break;
   default:
     s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SHELL;
@@ -171,6 +193,7 @@ pb_JobResult *job_result_to_pb(const struct job_result *r)
   p->stderr_bytes = r->bytes[JOB_STDERR];
   p->error = dup_or_null(r->error);
   p->attempt = r->attempt;
+  p->oom_killed = r->oom_killed != 0;
   if (r->progress.percent >= 0 || r->progress.stage || r->progress.message) {
     pb_Progress *pr = xmalloc(sizeof(*pr));
     drover__v1__progress__init(pr);
@@ -201,6 +224,7 @@ void job_result_from_pb(struct job_result *r, const pb_JobResult *p)
   r->bytes[JOB_STDERR] = p->stderr_bytes;
   r->error = dup_or_null(p->error);
   r->attempt = p->attempt ? p->attempt : 1;
+  r->oom_killed = p->oom_killed;
   if (p->progress) {
     r->progress.percent = p->progress->percent;
     r->progress.stage = dup_or_null(p->progress->stage);

@@ -111,6 +111,8 @@ char *job_result_to_json(const struct job *j, const struct job_result *r, void *
   }
   json_object_set_new(o, "progress", progress);
   json_object_set_new(o, "attempt", json_integer(r->attempt));
+  if (r->oom_killed)
+    json_object_set_new(o, "oom_killed", json_true());
   json_object_set_new(o, "exit", json_integer(job_result_exit_code(r)));
   if (extra && json_is_object((json_t *)extra))
     json_object_update(o, (json_t *)extra);

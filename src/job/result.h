@@ -40,6 +40,7 @@ struct job_result {
   char *error; /* NULL or text: "workdir '/nope': No such file or directory" */
   struct job_progress progress;
   unsigned attempt;
+  int oom_killed; /* 1: the kernel's OOM killer ended it (a container's state says so) */
 };
 
 void job_result_init(struct job_result *r);
@@ -53,7 +54,8 @@ int job_result_exit_code(const struct job_result *r);
  * {"id","name","status","exit_code","signal","started_at","finished_at",
  *  "duration_ms","max_rss_kb" (null unless max_rss_known),"cpu_user_ms","cpu_sys_ms",
  *  "stdout":{"lines","bytes"},"stderr":{"lines","bytes"},"error","progress",
- *  "attempt", ...}. `extra` (may be NULL) is a jansson object merged in. */
+ *  "attempt", "oom_killed" (only when true), ...}. `extra` (may be NULL) is a jansson object merged
+ * in. */
 char *job_result_to_json(const struct job *j, const struct job_result *r, void *extra);
 
 #endif

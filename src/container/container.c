@@ -728,6 +728,49 @@ static void on_kick(uv_timer_t *t)
 
 /* ---- start, cancel ---- */
 
+/* The job's "resources" and "isolation" (docs/sandbox.md) in the engine's
+ * terms. A container always has its own PID namespace and mount table, so
+ * pid_namespace holds as it is; the rest maps one to one. */
+static void add_sandbox(json_t *b, json_t *hc, const struct job *j)
+{
+  const struct job_resources *res = &j->resources;
+  const struct job_isolation *iso = &j->isolation;
+  if (res->memory_bytes) {
+    json_object_set_new(hc, "Memory", json_integer((json_int_t)res->memory_bytes));
+    /* Swap as much as memory: no swap, so the limit is one (the engine's
+     * default would double it with swap, and an OOM would become slowness). */
+    json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)res->memory_bytes));
+  }
+  if (res->cpus > 0)
+    json_object_set_new(hc, "NanoCpus", json_integer((json_int_t)(res->cpus * 1e9 + 0.5)));
+  if (res->pids)
+    json_object_set_new(hc, "PidsLimit", json_integer((json_int_t)res->pids));
+  if (iso->network == JOB_NET_NONE)
+    json_object_set_new(hc, "NetworkMode", json_string("none"));
+  if (iso->read_only) {
+    json_object_set_new(hc, "ReadonlyRootfs", json_true());
+    char *opt =
+        xasprintf("rw,nosuid,nodev,size=%llu",
+                  (unsigned long long)(iso->tmp_size ? iso->tmp_size : JOB_DEFAULT_TMP_SIZE));
+    json_object_set_new(hc, "Tmpfs", json_pack("{s:s}", "/tmp", opt));
+    free(opt);
+  }
+  if (iso->nmounts) {
+    json_t *binds = json_array();
+    for (size_t i = 0; i < iso->nmounts; i++) {
+      const struct job_mount *m = &iso->mounts[i];
+      char *bind = xasprintf("%s:%s%s", m->src, m->dst, m->read_only ? ":ro" : "");
+      json_array_append_new(binds, jsonstr_new(bind));
+      free(bind);
+    }
+    json_object_set_new(hc, "Binds", binds);
+  }
+  if (iso->user)
+    json_object_set_new(b, "User", jsonstr_new(iso->user));
+  if (iso->hostname)
+    json_object_set_new(b, "Hostname", jsonstr_new(iso->hostname));
+}
+
 static char *create_body(const struct job *j, const struct container_opts *o)
 {
   json_t *b = json_object(), *env = json_array(), *labels = json_object(), *hc = json_object();
@@ -765,6 +808,7 @@ static char *create_body(const struct job *j, const struct container_opts *o)
   json_object_set_new(b, "AttachStdin", json_false());
   json_object_set_new(b, "Tty", json_false());
   json_object_set_new(b, "OpenStdin", json_false());
+  add_sandbox(b, hc, j);
   json_object_set_new(b, "HostConfig", hc);
   char *out = json_dumps(b, JSON_COMPACT);
   json_decref(b);

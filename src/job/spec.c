@@ -17,6 +17,41 @@ static int empty(const char *s)
     return -1;                                                                                     \
   } while (0)
 
+/* The same bounds as a job file's "resources" and "isolation" (job.c). */
+static int spec_check_sandbox(const pb_JobSpec *s, char *err, size_t errlen)
+{
+  const Drover__V1__Resources *r = s->resources;
+  const Drover__V1__Isolation *iso = s->isolation;
+
+  if (r) {
+    if (r->cpu != 0 && !(r->cpu >= 0.01 && r->cpu <= 4096))
+      FAIL("\"resources.cpus\" must be a number of CPUs from 0.01 to 4096");
+    if (r->memory_bytes && r->memory_bytes < (1u << 20))
+      FAIL("\"resources.memory\" must be at least 1M");
+    if (r->pids > 4194304)
+      FAIL("\"resources.pids\" must be from 1 to 4194304");
+  }
+  if (!iso)
+    return 0;
+  if (!empty(iso->network) && strcmp(iso->network, "none") != 0 &&
+      strcmp(iso->network, "host") != 0)
+    FAIL("\"isolation.network\" must be \"none\" or \"host\", got \"%.60s\"", iso->network);
+  if ((iso->read_only_workdir || iso->tmp_size_bytes) && !iso->read_only)
+    FAIL("\"isolation.%s\" needs \"read_only\": true",
+         iso->read_only_workdir ? "read_only_workdir" : "tmp_size");
+  if (iso->tmp_size_bytes && iso->tmp_size_bytes < (1u << 20))
+    FAIL("\"isolation.tmp_size\" must be at least 1M");
+  for (size_t i = 0; i < iso->n_mounts; i++) {
+    const Drover__V1__Mount *m = iso->mounts[i];
+    if (empty(m->source) || empty(m->target) || m->source[0] != '/' || m->target[0] != '/' ||
+        strchr(m->source, ':') || strchr(m->target, ':'))
+      FAIL("\"isolation.mounts[%zu]\": both paths must be absolute, without ':'", i);
+  }
+  if (!empty(iso->hostname) && strlen(iso->hostname) > 64)
+    FAIL("\"isolation.hostname\" must be at most 64 characters");
+  return 0;
+}
+
 int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
 {
   if (!empty(s->id) && !id_valid(s->id))
@@ -67,8 +102,8 @@ int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
     if (e->secret)
       FAIL("secret env \"%.60s\": secrets are not supported by this version of drover", e->name);
   }
-  if (s->resources)
-    FAIL("\"resources\" (cpu, memory, pids limits) is not supported by this version of drover");
+  if (spec_check_sandbox(s, err, errlen) < 0)
+    return -1;
   if (s->priority > SPEC_MAX_PRIORITY || s->priority < -SPEC_MAX_PRIORITY)
     FAIL("\"priority\" must be from -%d to %d", SPEC_MAX_PRIORITY, SPEC_MAX_PRIORITY);
   if (s->max_attempts > SPEC_MAX_ATTEMPTS)

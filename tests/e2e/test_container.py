@@ -1,0 +1,177 @@
+"""Container jobs (docs/containers.md) against a real Docker engine
+(dockerlib.py starts one when the machine has none): `drover run --image`,
+the jobs-directory agent, and `drover dev` with `drover job run --image`.
+Every test ends with no container of drover's left on the engine (the
+`docker` fixture checks)."""
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from dockerlib import IMAGE, docker, docker_engine  # noqa: F401 (fixtures)
+from jobsdir_harness import agent, check_clean, drop, jobs, log_of, result, wait_for  # noqa: F401
+
+SANITIZER = ("Sanitizer", "runtime error")
+
+
+def run(drover, docker, *args, timeout=120):
+    """`drover run --docker-host H ARGS`; (exit code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+    r = subprocess.run([drover, "run", "--docker-host", docker.host, *args], capture_output=True,
+                       text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    for s in SANITIZER:
+        assert s not in r.stderr, r.stderr
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_container_exit_codes_and_streams(drover, docker):
+    rc, out, err = run(drover, docker, "--image", IMAGE, "--",
+                       "echo out; echo err >&2; echo out2; exit 3")
+    assert rc == 3, err
+    assert out == "out\nout2\n"
+    assert err == "err\n"
+    # Several words are argv (no shell); env and workdir apply in the container.
+    rc, out, err = run(drover, docker, "--image", IMAGE, "--env", "GREETING=hi there", "-C",
+                       "/tmp", "--json", "--", "sh", "-c", 'echo "$GREETING"; pwd')
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[:2] == ["hi there", "/tmp"]
+    doc = json.loads(lines[-1])
+    assert doc["status"] == "succeeded" and doc["exit"] == 0
+    assert doc["stdout"] == {"lines": 2, "bytes": len("hi there\n/tmp\n")}
+    # A process killed by a signal in the container: its shell says 128+N.
+    rc, out, err = run(drover, docker, "--image", IMAGE, "--", "sh -c 'kill -USR1 $$'; exit $?")
+    assert rc == 128 + signal.SIGUSR1, err
+
+
+def test_container_output_is_byte_exact(drover, docker):
+    # More than a pipe's worth on both streams, interleaved, no final newline.
+    rc, out, err = run(drover, docker, "--image", IMAGE, "--",
+                       "i=0; while [ $i -lt 3000 ]; do echo line$i; echo e$i >&2; i=$((i+1)); "
+                       "done; printf tail")
+    assert rc == 0, err
+    assert out == "".join(f"line{i}\n" for i in range(3000)) + "tail"
+    assert err == "".join(f"e{i}\n" for i in range(3000))
+
+
+def test_container_engine_errors_exit_125(drover, docker, tmp_path):
+    rc, out, err = run(drover, docker, "--image", "local/does-not-exist:1", "--", "true")
+    assert rc == 125
+    assert "image 'local/does-not-exist:1' is not on the Docker engine and cannot be pulled" \
+        in err, err
+    rc, out, err = run(drover, docker, "--image", "Not A Name", "--", "true")
+    assert rc == 125
+    assert "invalid reference format" in err, err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+    r = subprocess.run([drover, "run", "--docker-host", f"unix://{tmp_path}/none.sock",
+                        "--image", IMAGE, "--", "true"], capture_output=True, text=True, env=env)
+    assert r.returncode == 125
+    assert f"cannot connect to the Docker engine at 'unix://{tmp_path}/none.sock'" in r.stderr
+    r = subprocess.run([drover, "run", "--docker-host", "tcp://127.0.0.1:2375", "--image", IMAGE,
+                        "--", "true"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert "over a unix socket only" in r.stderr
+
+
+def test_container_timeout_124_leaves_no_container(drover, docker):
+    # The container's PID 1 ignores SIGTERM (it has no handler): SIGKILL
+    # after the grace.
+    rc, out, err = run(drover, docker, "--image", IMAGE, "--timeout", "1s", "--kill-grace",
+                       "200ms", "--json", "--", "echo up; sleep 60")
+    assert rc == 124, err
+    doc = json.loads(out.splitlines()[-1])
+    assert doc["status"] == "timed_out"
+    assert out.startswith("up\n")
+
+
+def test_container_cancel_leaves_no_container(drover, docker):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+    p = subprocess.Popen([drover, "run", "--docker-host", docker.host, "--image", IMAGE,
+                          "--kill-grace", "5s", "--", "trap 'echo bye; exit 7' TERM; echo up; "
+                          "while :; do sleep 0.1; done"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline() == "up\n"
+    assert len(docker.containers()) == 1
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert out == "bye\n"  # SIGTERM reached the container's process
+    for s in SANITIZER:
+        assert s not in err, err
+
+
+def test_container_memory_oom_network_none_read_only(drover, docker, jobs, agent):
+    a = agent("--docker-host", docker.host)
+    drop(jobs, "oom.json", {"id": "oom", "image": IMAGE, "command": "echo start; exec tail /dev/zero",
+                            "resources": {"memory": "32M"}})
+    drop(jobs, "net.json", {"id": "net", "image": IMAGE,
+                            "command": "ls /sys/class/net; touch /tmp/ok && echo tmp-ok; "
+                                       "touch /x 2>/dev/null || echo root-ro",
+                            "isolation": {"network": "none", "read_only": True}})
+    r = result(jobs, "oom", timeout=60)
+    assert r["status"] == "failed" and r["exit"] == 137 and r["signal"] == 9, r
+    assert r["oom_killed"] is True
+    assert "out start" in log_of(jobs, "oom")
+    r = result(jobs, "net", timeout=60)
+    assert r["status"] == "succeeded", r
+    outs = [line.split(" ", 2)[2] for line in log_of(jobs, "net").splitlines() if " out " in line]
+    assert outs == ["lo", "tmp-ok", "root-ro"]
+
+
+def test_container_agent_kill9_then_restart_removes_it(drover, docker, jobs, agent):
+    a = agent("--docker-host", docker.host, "--log-level", "info")
+    drop(jobs, "long.json", {"id": "long", "image": IMAGE, "command": "echo up; sleep 300",
+                             "kill_grace": "1s"})
+    wait_for(lambda: (jobs / "logs" / "long.log").exists() and "out up" in log_of(jobs, "long"),
+             60, "the container job's first line")
+    [c] = docker.containers("drover.job=long")
+    assert c["Labels"]["drover.agent"] == f"jobsdir:{jobs}"
+    a.kill(signal.SIGKILL)
+    a.proc.wait(timeout=30)
+    a.expect = -signal.SIGKILL
+    # The engine keeps the container running without its agent ...
+    assert [x["Id"] for x in docker.containers("drover.job=long")] == [c["Id"]]
+    b = agent("--docker-host", docker.host, "--log-level", "info")
+    # ... until the next agent on the same folder removes it, before the job
+    # (back from running/) runs again.
+    b.wait_log("removed a container left by a previous life of this agent")
+    assert c["Id"][:12] in b.stderr()
+    wait_for(lambda: [x for x in docker.containers("drover.job=long") if x["Id"] != c["Id"]],
+             60, "the job's second run")
+    assert c["Id"] not in [x["Id"] for x in docker.containers("drover.job=long")]
+    (jobs / "cancel" / "long").write_text("")
+    r = result(jobs, "long", timeout=60)
+    assert r["status"] == "cancelled"
+    wait_for(lambda: not docker.containers("drover.job=long"), 30, "the container removed")
+
+
+def test_container_through_drover_dev(drover, docker, cluster, tmp_path):
+    dev = cluster.start(["dev", "--listen", "127.0.0.1:0", "--data", str(tmp_path / "data"),
+                         "--docker-host", docker.host, "--slots", "2"], "dev")
+    import re
+    line = wait_for(lambda: re.search(r"listening on (\S+)", dev.stdout()) or
+                    (not dev.alive() and pytest.fail(f"dev died:\n{dev.stderr()}")),
+                    what="dev to listen")
+    addr = line.group(1)
+    nodes = json.loads(cluster.cli(addr, "node", "list", "--json", check=0).stdout)
+    [node] = nodes if isinstance(nodes, list) else nodes["nodes"]
+    assert "docker" in node["capabilities"]
+    r = cluster.cli(addr, "job", "run", "--image", IMAGE, "--require", "docker", "--",
+                    "echo hi; echo oops >&2; exit 4")
+    assert r.returncode == 4, r.stderr
+    assert r.stdout == "hi\n"
+    assert "oops\n" in r.stderr
+    r = cluster.cli(addr, "job", "run", "--image", "local/does-not-exist:1", "--", "true")
+    assert r.returncode == 125
+    assert "cannot be pulled" in r.stderr
+    # Cancel through the coordinator: the container goes.
+    jid = cluster.cli(addr, "job", "submit", "--image", IMAGE, "--kill-grace", "1s", "--",
+                      "echo up; sleep 300", check=0).stdout.strip()
+    wait_for(lambda: "up" in cluster.cli(addr, "job", "logs", jid).stdout, 60, "job output")
+    assert len(docker.containers(f"drover.job={jid}")) == 1
+    cluster.cli(addr, "job", "cancel", jid, check=0)
+    st = json.loads(cluster.cli(addr, "job", "wait", jid, "--json").stdout)
+    assert st["state"] in ("cancelled", "CANCELLED") or st.get("status") == "cancelled", st
+    wait_for(lambda: not docker.containers(f"drover.job={jid}"), 30, "the container removed")

@@ -351,8 +351,14 @@ static void step_inspect(struct container *c)
 
 static void maybe_end(struct container *c)
 {
-  if (c->waited && c->attach_done && !c->removing)
+  if (!c->waited || !c->attach_done || c->removing)
+    return;
+  /* The OOM killer sends SIGKILL: only a 137 can have been one, and only
+   * then is the container's state worth a request. */
+  if (c->exit_status == 128 + 9)
     step_inspect(c);
+  else
+    step_remove(c);
 }
 
 /* ---- kill, timeout ---- */

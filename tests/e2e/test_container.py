@@ -175,3 +175,26 @@ def test_container_through_drover_dev(drover, docker, cluster, tmp_path):
     st = json.loads(cluster.cli(addr, "job", "wait", jid, "--json").stdout)
     assert st["state"] in ("cancelled", "CANCELLED") or st.get("status") == "cancelled", st
     wait_for(lambda: not docker.containers(f"drover.job={jid}"), 30, "the container removed")
+
+
+def test_container_coordinator_agents_capability_and_kill9(docker, cluster, tmp_path):
+    import agentlib
+    srv = cluster.server()
+    with_docker = agentlib.agent(cluster, srv, "dk", "--docker-host", docker.host)
+    agentlib.agent(cluster, srv, "nodk", "--docker-host", f"unix://{tmp_path}/none.sock")
+    caps = {n: agentlib.nodes(srv)[n]["capabilities"] for n in ("dk", "nodk")}
+    assert "docker" in caps["dk"] and "docker" not in caps["nodk"], caps
+    # --require docker: only the node whose engine answers gets it.
+    jid = agentlib.submit(srv, "--image", IMAGE, "--require", "docker", "--kill-grace", "1s",
+                          "--", "echo up; sleep 300")
+    wait_for(lambda: b"up" in agentlib.logs(srv, jid)[0], 60, "the container job's output")
+    assert agentlib.status(srv, jid)["node_name"] == "dk"
+    [c] = docker.containers(f"drover.job={jid}")
+    with_docker.kill9()
+    assert [x["Id"] for x in docker.containers(f"drover.job={jid}")] == [c["Id"]]
+    again = agentlib.restart_agent(cluster, srv, with_docker, "--docker-host", docker.host)
+    again.wait_log("removed a container left by a previous life of this agent")
+    wait_for(lambda: not docker.containers(f"drover.job={jid}"), 30, "the container removed")
+    # As for a process: the restarted agent stopped it, the job is lost.
+    st = agentlib.wait_state(srv, jid, "lost")
+    assert "its agent restarted and stopped it" in st["reason"]

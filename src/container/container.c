@@ -448,7 +448,9 @@ static void on_waited(struct dockerhttp_req *rq, const char *err, long status, c
   if (json_is_string(e) && json_string_length(e) > 0 && !c->r.error)
     c->r.error = xstrdup(json_string_value(e));
   json_decref(o);
-  if (!c->attach_done)
+  /* Not while the output is paused: then the stream is open because the
+   * owner reads nothing, and it would lose what is still in it. */
+  if (!c->attach_done && !c->paused)
     uv_timer_start(&c->guard, on_guard, ATTACH_GUARD_MS, 0);
   maybe_end(c);
 }
@@ -906,4 +908,8 @@ void container_pause_output(struct container *c, int paused)
     return;
   c->paused = (unsigned)paused;
   dockerhttp_pause(&c->r_attach, paused);
+  if (paused)
+    uv_timer_stop(&c->guard);
+  else if (c->waited && !c->attach_done && !c->removing)
+    uv_timer_start(&c->guard, on_guard, ATTACH_GUARD_MS, 0);
 }

@@ -180,3 +180,95 @@ def docker(docker_engine):
     for c in left:
         docker_engine.remove(c["Id"])
     assert not left, f"containers left behind: {[(c['Id'][:12], c['Labels']) for c in left]}"
+
+
+class Registry:
+    """A minimal read-only registry (HTTP API v2) on loopback holding one
+    image, NAME:TAG, built from busybox-static: enough for the engine to
+    pull it (127.0.0.0/8 is an insecure registry by default, so plain HTTP
+    is fine). The suite has no internet; this is what a pull can reach."""
+
+    def __init__(self, name="pulltest", tag="1"):
+        import gzip
+        import hashlib
+        import http.server
+        import io
+        import threading
+
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as t:
+            t.add(busybox, arcname="bin/busybox")
+            for a in ("sh", "echo"):
+                info = tarfile.TarInfo(f"bin/{a}")
+                info.type = tarfile.SYMTYPE
+                info.linkname = "busybox"
+                t.addfile(info)
+        layer = gzip.compress(raw.getvalue(), mtime=0)
+        sha = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()  # noqa: E731
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers",
+                                        "diff_ids": [sha(raw.getvalue())]}}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": len(config), "digest": sha(config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": len(layer), "digest": sha(layer)}]}).encode()
+        blobs = {sha(config): config, sha(layer): layer}
+        paths = {f"/v2/{name}/manifests/{tag}": (manifest, "application/vnd.docker."
+                                                  "distribution.manifest.v2+json"),
+                 f"/v2/{name}/manifests/{sha(manifest)}": (manifest, "application/vnd.docker."
+                                                            "distribution.manifest.v2+json"),
+                 "/v2/": (b"{}", "application/json")}
+        for d, b in blobs.items():
+            paths[f"/v2/{name}/blobs/{d}"] = (b, "application/octet-stream")
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def reply(self, body):
+                outer.requests.append(self.path)
+                hit = paths.get(self.path)
+                if not hit:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data, ctype = hit
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                if "/manifests/" in self.path:
+                    self.send_header("Docker-Content-Digest", sha(manifest))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_GET(self):
+                self.reply(True)
+
+            def do_HEAD(self):
+                self.reply(False)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.image = f"127.0.0.1:{self.server.server_address[1]}/{name}:{tag}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def registry(docker_engine):
+    r = Registry()
+    yield r
+    r.close()
+    docker_engine.request("DELETE", f"/images/{r.image}?force=1")

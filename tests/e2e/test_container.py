@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dockerlib import IMAGE, docker, docker_engine  # noqa: F401 (fixtures)
+from dockerlib import IMAGE, docker, docker_engine, registry  # noqa: F401 (fixtures)
 from jobsdir_harness import agent, check_clean, drop, jobs, log_of, result, wait_for  # noqa: F401
 
 SANITIZER = ("Sanitizer", "runtime error")
@@ -191,6 +191,18 @@ def test_container_through_drover_dev(drover, docker, cluster, tmp_path):
     st = json.loads(cluster.cli(addr, "job", "wait", jid, "--json").stdout)
     assert st["state"] in ("cancelled", "CANCELLED") or st.get("status") == "cancelled", st
     wait_for(lambda: not docker.containers(f"drover.job={jid}"), 30, "the container removed")
+    # kill -9 of drover dev mid-container: the next dev on the same data
+    # removes the container before it runs anything.
+    jid = cluster.cli(addr, "job", "submit", "--image", IMAGE, "--", "echo up; sleep 300",
+                      check=0).stdout.strip()
+    wait_for(lambda: "up" in cluster.cli(addr, "job", "logs", jid).stdout, 60, "job output")
+    [c] = docker.containers(f"drover.job={jid}")
+    dev.kill9()
+    assert [x["Id"] for x in docker.containers(f"drover.job={jid}")] == [c["Id"]]
+    dev2 = cluster.start(["dev", "--listen", "127.0.0.1:0", "--data", str(tmp_path / "data"),
+                          "--docker-host", docker.host, "--log-level", "info"], "dev2")
+    dev2.wait_log("removed a container left by a previous life of this agent")
+    assert not docker.containers(f"drover.job={jid}")
 
 
 def test_container_coordinator_agents_capability_and_kill9(docker, cluster, tmp_path):
@@ -214,3 +226,16 @@ def test_container_coordinator_agents_capability_and_kill9(docker, cluster, tmp_
     # As for a process: the restarted agent stopped it, the job is lost.
     st = agentlib.wait_state(srv, jid, "lost")
     assert "its agent restarted and stopped it" in st["reason"]
+
+
+def test_container_pulls_a_missing_image(drover, docker, jobs, agent, registry):
+    assert not docker.has_image(registry.image)
+    agent("--docker-host", docker.host)
+    drop(jobs, "p.json", {"id": "p", "image": registry.image, "command": "echo pulled"})
+    r = result(jobs, "p", timeout=120)
+    assert r["status"] == "succeeded", r
+    log = log_of(jobs, "p")
+    assert f"sys pulling image '{registry.image}'" in log
+    assert "sys pull: " in log and "Pull complete" in log, log
+    assert "out pulled" in log
+    assert docker.has_image(registry.image)

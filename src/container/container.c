@@ -26,6 +26,10 @@
 #include "container/dockerstream.h"
 #include "exec/lines.h"
 
+/* The limit of a request that is not a stream (create, start, kill,
+ * inspect, remove): an engine that takes longer is stuck, and the job must
+ * not hang with it. Generous: a loaded engine can take seconds. */
+#define STEP_TIMEOUT_MS (5L * 60 * 1000)
 /* After the container exited, how long its attach stream may take to end. */
 #define ATTACH_GUARD_MS 2000
 #define PULL_LINE_MAX   4096
@@ -313,6 +317,7 @@ static void step_remove(struct container *c)
   char *path = xasprintf("/containers/%s?force=1&v=1", c->id);
   c->r_step.on_headers = NULL;
   c->r_step.on_body = NULL;
+  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
   c->r_step.on_done = on_removed;
   int rc = dockerhttp_request(c->http, &c->r_step, "DELETE", path, NULL);
   free(path);
@@ -342,6 +347,7 @@ static void step_inspect(struct container *c)
   char *path = xasprintf("/containers/%s/json", c->id);
   c->r_step.on_headers = NULL;
   c->r_step.on_body = NULL;
+  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
   c->r_step.on_done = on_inspected;
   int rc = dockerhttp_request(c->http, &c->r_step, "GET", path, NULL);
   free(path);
@@ -498,6 +504,7 @@ static void step_start(struct container *c)
   char *path = xasprintf("/containers/%s/start", c->id);
   c->r_step.on_headers = NULL;
   c->r_step.on_body = NULL;
+  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
   c->r_step.on_done = on_started;
   int rc = dockerhttp_request(c->http, &c->r_step, "POST", path, NULL);
   free(path);
@@ -626,6 +633,7 @@ static void step_pull(struct container *c)
   sys_line(c, line);
   free(line);
   c->pulling = 1;
+  c->r_step.timeout_ms = 0; /* as long as the image takes; a cancel stops it */
   c->r_step.on_headers = on_pull_headers;
   c->r_step.on_body = on_pull_body;
   c->r_step.on_done = on_pulled;
@@ -675,6 +683,7 @@ static void step_create(struct container *c)
 {
   c->r_step.on_headers = NULL;
   c->r_step.on_body = NULL;
+  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
   c->r_step.on_done = on_created;
   if (dockerhttp_request(c->http, &c->r_step, "POST", "/containers/create", c->create_json) < 0)
     fail(c, xstrdup("cannot create the container: out of memory"));
@@ -863,6 +872,7 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   }
   lines_init(&c->pull, PULL_LINE_MAX, on_pull_line, c);
   c->r_step.ud = c->r_attach.ud = c->r_wait.ud = c->r_kill.ud = c;
+  c->r_kill.timeout_ms = STEP_TIMEOUT_MS;
   uv_timer_init(loop, &c->timer);
   uv_timer_init(loop, &c->guard);
   uv_timer_init(loop, &c->kick);

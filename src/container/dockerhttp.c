@@ -321,6 +321,8 @@ int dockerhttp_request(struct dockerhttp *h, struct dockerhttp_req *r, const cha
   /* A connect to a unix socket is immediate; a dead engine's socket file
    * refuses at once. The limit is for a listener that never accepts. */
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  if (r->timeout_ms > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
   hdrs = curl_slist_append(hdrs, "Expect:");
   if (json) {
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");

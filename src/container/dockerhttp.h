@@ -37,6 +37,8 @@ struct dockerhttp_req {
   void (*on_done)(struct dockerhttp_req *r, const char *err, long status, const char *body,
                   size_t len);
   void *ud;
+  /* The whole request's time limit; 0: none (a stream: attach, wait, pull). */
+  long timeout_ms;
 
   /* dockerhttp's own */
   struct dockerhttp *h;

@@ -239,3 +239,16 @@ def test_container_pulls_a_missing_image(drover, docker, jobs, agent, registry):
     assert "sys pull: " in log and "Pull complete" in log, log
     assert "out pulled" in log
     assert docker.has_image(registry.image)
+
+
+def test_container_agent_shutdown_cancels_and_removes(drover, docker, jobs, agent):
+    a = agent("--docker-host", docker.host, "--shutdown-timeout", "300ms")
+    drop(jobs, "s.json", {"id": "s", "image": IMAGE, "command": "echo up; sleep 300",
+                          "kill_grace": "500ms"})
+    wait_for(lambda: (jobs / "logs" / "s.log").exists() and "out up" in log_of(jobs, "s"),
+             60, "the container job's first line")
+    assert len(docker.containers("drover.job=s")) == 1
+    assert a.stop(timeout=60) == 0
+    check_clean(a.stderr())
+    assert result(jobs, "s")["status"] == "cancelled"
+    assert not docker.containers("drover.job=s")

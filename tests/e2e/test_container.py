@@ -118,8 +118,19 @@ def test_container_cancel_leaves_no_container(drover, docker):
         assert s not in err, err
 
 
-def test_container_memory_oom_network_none_read_only(drover, docker, jobs, agent):
+def test_container_memory_oom_network_none_read_only(drover, docker, jobs, agent, tmp_path):
     a = agent("--docker-host", docker.host)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from the host\n")
+    drop(jobs, "iso.json", {"id": "iso", "image": IMAGE,
+                            "command": "cat /data/in.txt; id -u; hostname; "
+                                       "touch /data/x 2>/dev/null || echo data-ro; "
+                                       "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; "
+                                       "echo not-reached",
+                            "resources": {"pids": 4, "cpus": 0.5},
+                            "isolation": {"mounts": [f"{shared}:/data:ro"], "user": "65534",
+                                          "hostname": "boxed"}})
     drop(jobs, "oom.json", {"id": "oom", "image": IMAGE, "command": "echo start; exec tail /dev/zero",
                             "resources": {"memory": "32M"}})
     drop(jobs, "net.json", {"id": "net", "image": IMAGE,
@@ -134,6 +145,12 @@ def test_container_memory_oom_network_none_read_only(drover, docker, jobs, agent
     assert r["status"] == "succeeded", r
     outs = [line.split(" ", 2)[2] for line in log_of(jobs, "net").splitlines() if " out " in line]
     assert outs == ["lo", "tmp-ok", "root-ro"]
+    r = result(jobs, "iso", timeout=60)
+    outs = [line.split(" ", 2)[2] for line in log_of(jobs, "iso").splitlines() if " out " in line]
+    assert outs[:4] == ["from the host", "65534", "boxed", "data-ro"], outs
+    # pids 4: the shell cannot fork its eighth sleep, and gives up.
+    assert "not-reached" not in outs and r["status"] == "failed", r
+    assert "err /bin/sh: can't fork" in log_of(jobs, "iso"), log_of(jobs, "iso")
 
 
 def test_container_agent_kill9_then_restart_removes_it(drover, docker, jobs, agent):

@@ -275,7 +275,8 @@ static void finish(struct container *c)
   free(c->header);
   free(c->create_json);
   free(c->pull_error);
-  dockerhttp_close(c->http, on_http_closed, c);
+  if (c->http)
+    dockerhttp_close(c->http, on_http_closed, c);
   uv_close((uv_handle_t *)&c->timer, on_closed);
   uv_close((uv_handle_t *)&c->guard, on_closed);
   uv_close((uv_handle_t *)&c->kick, on_closed);
@@ -699,6 +700,10 @@ static void on_kick(uv_timer_t *t)
     c->header = NULL;
     sys_line(c, h);
     free(h);
+    if (!c->http) {
+      finish(c);
+      return;
+    }
     step_create(c);
     if (c->finished)
       return;
@@ -834,11 +839,6 @@ static char *create_body(const struct job *j, const struct container_opts *o)
   return out;
 }
 
-void container_host_error(const char *host, char *buf, size_t len)
-{
-  dockerhttp_host_error(host, buf, len);
-}
-
 int container_start(uv_loop_t *loop, const struct job *j, const struct container_opts *opts,
                     const struct container_ops *ops, void *ud, struct container **out)
 {
@@ -846,10 +846,13 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   if (!opts)
     opts = &defaults;
   struct container *c = xcalloc(1, sizeof *c);
-  int rc = dockerhttp_new(loop, opts->host, &c->http);
-  if (rc < 0) {
-    free(c);
-    return rc;
+  /* A host that is not a unix socket fails the job (with the reason), as
+   * an engine that does not answer does. */
+  char host_err[512] = "";
+  if (dockerhttp_new(loop, opts->host, &c->http) < 0) {
+    dockerhttp_host_error(opts->host, host_err, sizeof host_err);
+    c->http = NULL;
+    c->freed_http = 1;
   }
   c->loop = loop;
   c->ops = *ops;
@@ -879,6 +882,11 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   c->timer.data = c->guard.data = c->kick.data = c;
   c->handles = 3;
   c->create_json = create_body(j, opts);
+  if (host_err[0]) {
+    c->r.error = xstrdup(host_err);
+    c->failed = 1;
+    c->removing = 1; /* nothing to create or remove: on_kick finishes */
+  }
 
   /* As exec.c, the header line and everything after come from the loop,
    * once the caller has *out. */

@@ -50,9 +50,8 @@ struct container_opts {
 };
 
 /* Starts job j (kind JOB_CONTAINER; read during the call only). Returns 0
- * and sets *out; every failure after that, the engine's included, comes
- * through on_exit. Returns -EINVAL (no callback) only for a host that is not
- * a unix socket: container_host_error says why. */
+ * and sets *out; every failure, the engine's included (and a host that is
+ * not a unix socket), comes through on_exit, from the loop. */
 int container_start(uv_loop_t *loop, const struct job *j, const struct container_opts *opts,
                     const struct container_ops *ops, void *ud, struct container **out);
 /* Stops the job: SIGTERM to the container, SIGKILL after grace_ms
@@ -61,7 +60,5 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
 void container_cancel(struct container *c, uint64_t grace_ms);
 /* Stops (paused != 0) or resumes reading the container's output. */
 void container_pause_output(struct container *c, int paused);
-/* The message for a host container_start refused. */
-void container_host_error(const char *host, char *buf, size_t len);
 
 #endif

@@ -63,23 +63,34 @@ if ! "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
   rm -rf "$root" "$root.tar"
 fi
 
+# The machine is shared and a container's start varies with the engine's
+# load: each side runs in ROUNDS rounds of N, alternating, and the figure is
+# the median of the rounds' medians, so a slow spell hits both sides alike.
+ROUNDS=${ROUNDS:-3}
 M=0
 measure() { # label, command... -> prints the figures, sets M to the median (us)
   local label=$1; shift
   local out
   out=$("$SPAWN" "$N" "$@")
-  printf '  %-52s %s\n' "$label" "$out"
+  printf '    %-52s %s\n' "$label" "$out"
   M=$(echo "$out" | sed -n 's/.*median_us=\([0-9]*\).*/\1/p')
 }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
 
-echo "engine $DOCKER_HOST; runs of $N each, wall time per run (median, 90th percentile, mean):"
-measure "docker run --rm $IMAGE true" "$DOCKER" run --rm "$IMAGE" true; d_argv=$M
-measure "drover run --image $IMAGE --exec -- true" "$DROVER" run --image "$IMAGE" --exec -- true
-r_argv=$M
-measure "docker run --rm --entrypoint /bin/sh $IMAGE -c 'echo hi'" \
-  "$DOCKER" run --rm --entrypoint /bin/sh "$IMAGE" -c 'echo hi'; d_sh=$M
-measure "drover run --image $IMAGE -- 'echo hi'" "$DROVER" run --image "$IMAGE" -- 'echo hi'
-r_sh=$M
-echo "argv:  drover ${r_argv} us vs docker run ${d_argv} us: $(ratio "$r_argv" "$d_argv")"
-echo "shell: drover ${r_sh} us vs docker run ${d_sh} us: $(ratio "$r_sh" "$d_sh")"
+echo "engine $DOCKER_HOST; $ROUNDS rounds of $N runs each, wall time per run:"
+d_argv=(); r_argv=(); d_sh=(); r_sh=()
+for round in $(seq "$ROUNDS"); do
+  echo "  round $round (median, 90th percentile, mean):"
+  measure "docker run --rm $IMAGE true" "$DOCKER" run --rm "$IMAGE" true; d_argv+=("$M")
+  measure "drover run --image $IMAGE --exec -- true" "$DROVER" run --image "$IMAGE" --exec -- true
+  r_argv+=("$M")
+  measure "drover run --image $IMAGE -- 'echo hi'" "$DROVER" run --image "$IMAGE" -- 'echo hi'
+  r_sh+=("$M")
+  measure "docker run --rm --entrypoint /bin/sh $IMAGE -c 'echo hi'" \
+    "$DOCKER" run --rm --entrypoint /bin/sh "$IMAGE" -c 'echo hi'; d_sh+=("$M")
+done
+da=$(median "${d_argv[@]}"); ra=$(median "${r_argv[@]}")
+ds=$(median "${d_sh[@]}"); rs=$(median "${r_sh[@]}")
+echo "argv:  drover ${ra} us vs docker run --rm ${da} us: $(ratio "$ra" "$da")"
+echo "shell: drover ${rs} us vs docker run --rm ${ds} us: $(ratio "$rs" "$ds")"

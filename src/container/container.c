@@ -57,7 +57,6 @@ struct container {
   struct dockerstream ds;
   struct ostream os[2];
   struct lines pull;
-  long pull_status;
   char *pull_error;
   int raw;
 
@@ -589,12 +588,6 @@ static void on_pull_line(void *ud, const char *data, size_t len, unsigned flags)
   json_decref(o);
 }
 
-static void on_pull_headers(struct dockerhttp_req *rq, long status)
-{
-  struct container *c = rq->ud;
-  c->pull_status = status;
-}
-
 static void on_pull_body(struct dockerhttp_req *rq, const char *data, size_t len)
 {
   struct container *c = rq->ud;
@@ -635,7 +628,7 @@ static void step_pull(struct container *c)
   free(line);
   c->pulling = 1;
   c->r_step.timeout_ms = 0; /* as long as the image takes; a cancel stops it */
-  c->r_step.on_headers = on_pull_headers;
+  c->r_step.on_headers = NULL;
   c->r_step.on_body = on_pull_body;
   c->r_step.on_done = on_pulled;
   int rc = dockerhttp_request(c->http, &c->r_step, "POST", path, NULL);

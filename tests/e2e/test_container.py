@@ -80,6 +80,11 @@ def test_container_engine_errors_exit_125(drover, docker, tmp_path):
     rc, out, err = run(drover, docker, "--image", "Not A Name", "--", "true")
     assert rc == 125
     assert "invalid reference format" in err, err
+    # No words: the image's own command, and this image (an import) has none.
+    rc, out, err = run(drover, docker, "--image", IMAGE)
+    assert rc == 125
+    assert err == f"error: the Docker engine refused the container of image '{IMAGE}': " \
+        "No command specified\n"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
     r = subprocess.run([drover, "run", "--docker-host", f"unix://{tmp_path}/none.sock",
                         "--image", IMAGE, "--", "true"], capture_output=True, text=True, env=env)

@@ -94,20 +94,24 @@ static void collect(struct dockerhttp *h)
     curl_easy_cleanup(easy);
     curl_slist_free_all(r->hdrs);
     r->easy = r->hdrs = NULL;
+    long oserr = 0;
+    curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
     char msg[384];
     const char *err = NULL;
-    if (cc != CURLE_OK) {
-      if (cc == CURLE_COULDNT_CONNECT)
-        snprintf(msg, sizeof msg, "cannot connect to the Docker engine at '%s': %s", h->host,
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
-      else
-        snprintf(msg, sizeof msg, "the Docker engine at '%s': %s", h->host,
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
-      err = msg;
-      status = 0;
-    } else if (r->truncated) {
+    if (r->truncated) {
       snprintf(msg, sizeof msg, "the Docker engine at '%s' answered more than %u bytes", h->host,
                DOCKERHTTP_MAX_BODY);
+      err = msg;
+      status = 0;
+    } else if (cc == CURLE_COULDNT_CONNECT) {
+      /* curl's own text names "docker port 80", the URL's dummy host. */
+      snprintf(msg, sizeof msg, "cannot connect to the Docker engine at '%s': %s", h->host,
+               oserr ? strerror((int)oserr) : curl_easy_strerror(cc));
+      err = msg;
+      status = 0;
+    } else if (cc != CURLE_OK) {
+      snprintf(msg, sizeof msg, "the Docker engine at '%s': %s", h->host,
+               r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
       err = msg;
       status = 0;
     }

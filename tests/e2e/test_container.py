@@ -89,7 +89,8 @@ def test_container_engine_errors_exit_125(drover, docker, tmp_path):
     r = subprocess.run([drover, "run", "--docker-host", f"unix://{tmp_path}/none.sock",
                         "--image", IMAGE, "--", "true"], capture_output=True, text=True, env=env)
     assert r.returncode == 125
-    assert f"cannot connect to the Docker engine at 'unix://{tmp_path}/none.sock'" in r.stderr
+    assert r.stderr == f"error: cannot connect to the Docker engine at 'unix://{tmp_path}/" \
+        "none.sock': No such file or directory: is it running? (--docker-host, DOCKER_HOST)\n"
     r = subprocess.run([drover, "run", "--docker-host", "tcp://127.0.0.1:2375", "--image", IMAGE,
                         "--", "true"], capture_output=True, text=True, env=env)
     assert r.returncode == 2

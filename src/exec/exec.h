@@ -74,8 +74,8 @@ struct exec_opts {
 
 /* Starts job j (copied: the caller may release j after this returns). A
  * JOB_CONTAINER job runs in a container instead (container.h): the same
- * callbacks, timeout and cancel; exec_pid is 0, stdin is /dev/null (a job
- * given one fails), and there are no progress lines.
+ * callbacks, timeout and cancel; exec_pid is 0, the container's stdin is
+ * empty (opts' stdin is not read), and there are no progress lines.
  * Returns 0 and sets *out, or a negative errno when nothing could be set up
  * (then no callback is ever called). A job that fails to start (bad workdir,
  * missing interpreter, exec failure) is NOT an error here: it completes through

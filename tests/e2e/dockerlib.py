@@ -72,6 +72,26 @@ class Engine:
     def remove(self, cid):
         self.request("DELETE", f"/containers/{cid}?force=1&v=1")
 
+    def smoke(self):
+        """None when the engine can run a container of IMAGE (create, start,
+        wait, remove, straight through the API), else why not."""
+        body = json.dumps({"Image": IMAGE, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+        st, data = self.request("POST", "/containers/create", body=body,
+                                headers={"Content-Type": "application/json"})
+        if st != 201:
+            return f"create: {st} {data[:300]!r}"
+        cid = json.loads(data)["Id"]
+        try:
+            st, data = self.request("POST", f"/containers/{cid}/start")
+            if st not in (204, 304):
+                return f"start: {st} {data[:300]!r}"
+            st, data = self.request("POST", f"/containers/{cid}/wait", timeout=120)
+            if st != 200 or json.loads(data).get("StatusCode") != 0:
+                return f"wait: {st} {data[:300]!r}"
+        finally:
+            self.remove(cid)
+        return None
+
     def has_image(self, name):
         return self.request("GET", f"/images/{name}/json")[0] == 200
 
@@ -155,6 +175,9 @@ def docker_engine():
                 eng.import_busybox(work)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+        why = eng.smoke()
+        if why:
+            pytest.skip(f"the Docker engine at {eng.host} cannot run a container here: {why}")
         yield eng
     finally:
         if proc:

@@ -205,6 +205,16 @@ def test_container_through_drover_dev(drover, docker, cluster, tmp_path):
     r = cluster.cli(addr, "job", "run", "--image", "local/does-not-exist:1", "--", "true")
     assert r.returncode == 125
     assert "cannot be pulled" in r.stderr
+    # A job document through the coordinator: resources reach the engine,
+    # and the OOM kill comes back in the result (JobResult.oom_killed).
+    doc = tmp_path / "oom.json"
+    doc.write_text(json.dumps({"image": IMAGE, "command": "exec tail /dev/zero",
+                               "resources": {"memory": "32M"}}))
+    jid = cluster.cli(addr, "job", "submit", "-f", str(doc), check=0).stdout.strip()
+    r = cluster.cli(addr, "job", "wait", jid)
+    assert r.returncode == 137, r.stderr
+    st = json.loads(cluster.cli(addr, "job", "status", jid, "--json", check=0).stdout)
+    assert st["result"]["oom_killed"] is True and st["result"]["signal"] == 9, st
     # Cancel through the coordinator: the container goes.
     jid = cluster.cli(addr, "job", "submit", "--image", IMAGE, "--kill-grace", "1s", "--",
                       "echo up; sleep 300", check=0).stdout.strip()

@@ -364,6 +364,8 @@ struct agent_core *core_new(uv_loop_t *loop, const struct core_opts *opts,
   smap_init(&c->jobs);
   static const struct pool_ops pops = {on_before_start, on_start, on_line, on_progress, on_done};
   struct exec_opts eo = {.sandbox = opts->sandbox};
+  eo.docker_host = opts->docker_host;
+  eo.docker_node = opts->docker_node;
   c->pool = pool_new(loop, c->slots, &eo, &pops, c);
   uv_timer_init(loop, &c->shutdown_timer);
   uv_timer_init(loop, &c->done_timer);

@@ -111,6 +111,10 @@ struct core_opts {
   unsigned slots;               /* jobs at once; 0: the number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown lets running jobs run */
   struct sbx *sandbox;          /* the runner's sandbox (exec_opts.sandbox); NULL: none */
+  /* Container jobs: the Docker engine and the drover.agent label of their
+   * containers (exec_opts; the strings must outlive the core). */
+  const char *docker_host;
+  const char *docker_node;
 };
 
 typedef void (*core_shutdown_cb)(struct agent_core *c, void *ud);

@@ -22,6 +22,7 @@
 #include "base/proc.h"
 #include "base/smap.h"
 #include "base/util.h"
+#include "container/engine.h"
 #include "job/job.h"
 #include "job/result.h"
 
@@ -74,6 +75,10 @@ struct jobsdir {
   unsigned slots;
   uint64_t shutdown_timeout_ms;
   uint64_t max_job_size, max_log_size;
+  /* Container jobs: the engine, and "jobsdir:DIR", the drover.agent label
+   * of their containers: the next agent on DIR removes what a crash left. */
+  char *docker_host;
+  char *docker_node;
 
   struct agent_core *core;
   struct smap tracks; /* id -> struct track */
@@ -800,6 +805,7 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->max_job_size = opts->max_job_size ? opts->max_job_size : JOBSDIR_DEFAULT_MAX_JOB_SIZE;
   jd->max_log_size = opts->max_log_size;
   jd->sandbox = opts->sandbox;
+  jd->docker_host = opts->docker_host ? xstrdup(opts->docker_host) : NULL;
   jd->retry_ms = RETRY_FIRST_MS;
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
@@ -833,7 +839,12 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   jd->watching = 1;
 
   static const struct core_ops ops = {on_before_start, on_start, on_progress, on_done, on_phase};
-  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->sandbox};
+  jd->docker_node = xasprintf("jobsdir:%s", jd->files.dir);
+  /* Before any job runs: containers of a previous life (killed -9 while a
+   * container job ran) are removed, and their jobs run again (recover). */
+  container_engine_reap(jd->docker_host, jd->docker_node, 5000);
+  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->sandbox, jd->docker_host,
+                         jd->docker_node};
   jd->core = core_new(jd->loop, &co, &ops, jd);
   jd->slots = core_slots(jd->core);
   jd->started = 1;
@@ -865,6 +876,8 @@ static void closed(struct jobsdir *jd)
   jobfiles_release(&jd->files); /* closing the lock file releases the flock */
   smap_release(&jd->idem, free_str);
   smap_release(&jd->tracks, NULL);
+  free(jd->docker_host);
+  free(jd->docker_node);
   free(jd);
   if (cb)
     cb(ud);

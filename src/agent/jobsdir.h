@@ -55,6 +55,7 @@ struct jobsdir_opts {
   uint64_t max_job_size;        /* bigger job files are refused; 0: the default, 1 MiB */
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
   struct sbx *sandbox;          /* jobs' cgroups and isolation (core_opts); NULL: none */
+  const char *docker_host;      /* container jobs' engine (copied); NULL: the default */
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);

@@ -18,8 +18,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
-
-#define DOCKER_SOCK "/var/run/docker.sock"
+#include "container/engine.h"
 
 typedef Drover__V1__NetInterface pb_NetInterface;
 
@@ -201,20 +200,7 @@ static int mounted(const char *mounts, const char *fstype)
   return 0;
 }
 
-static int docker_answers(void)
-{
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return 0;
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", DOCKER_SOCK);
-  /* A unix connect does not wait: a listener takes it or it is refused. */
-  int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-  close(fd);
-  return ok;
-}
-
-size_t metrics_capabilities(char ***out)
+size_t metrics_capabilities(char ***out, const char *docker_host)
 {
   enum { MOUNTS_MAX = 256 * 1024, GROUPS_MAX = 16 * 1024 };
   char *mounts = xmalloc(MOUNTS_MAX), *groups = xmalloc(GROUPS_MAX);
@@ -248,7 +234,9 @@ size_t metrics_capabilities(char ***out)
     if (access(path, F_OK) == 0)
       v[n++] = xstrdup(ns[i][1]);
   }
-  if (docker_answers())
+  /* The engine must answer, not just have a socket file: container jobs
+   * go only where they can run. */
+  if (container_engine_ping(docker_host, 2000) == 0)
     v[n++] = xstrdup("docker");
   *out = v;
   return n;

@@ -42,7 +42,7 @@ pb_NodeResources *metrics_resources(const char *disk_path);
 void metrics_resources_free(pb_NodeResources *r);
 /* Register.capabilities, as heap strings in a heap array (*out); free with
  * metrics_capabilities_free. Returns the count. */
-size_t metrics_capabilities(char ***out);
+size_t metrics_capabilities(char ***out, const char *docker_host);
 void metrics_capabilities_free(char **v, size_t n);
 
 #endif

@@ -16,6 +16,7 @@
 #include "agent/session_int.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "container/engine.h"
 #include "sandbox/sandbox.h"
 
 #define SAMPLE_MS          1000 /* load figures are read this often ... */
@@ -233,6 +234,7 @@ static int copy_opts(struct agent_session *s, const struct agent_session_opts *o
   s->o = *o;
   s->coordinator = xstrdup(o->coordinator ? o->coordinator : "");
   s->token = o->token && *o->token ? xstrdup(o->token) : NULL;
+  s->docker_host = o->docker_host && *o->docker_host ? xstrdup(o->docker_host) : NULL;
   if (o->name && *o->name) {
     s->name = xstrdup(o->name);
   } else {
@@ -294,10 +296,17 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   struct shipper_opts so = {
       o->log_batch_lines, o->log_batch_interval_ms, o->spool_max, 0, on_ships_empty, s};
   s->ships = shipper_new(loop, &so, &s->st);
-  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->sandbox};
+  /* Containers of a previous life go before any job runs (runs_recover
+   * reports their jobs as it does for processes). node_id is "" before the
+   * first registration, when there can be none; it is filled in place
+   * then, in time for the first job's label. */
+  if (s->st.node_id[0])
+    container_engine_reap(s->docker_host, s->st.node_id, 5000);
+  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->sandbox, s->docker_host,
+                         s->st.node_id};
   s->core = core_new(loop, &co, &runs_core_ops, s);
   metrics_init(&s->metrics, s->st.dir);
-  s->ncaps = metrics_capabilities(&s->caps);
+  s->ncaps = metrics_capabilities(&s->caps, s->docker_host);
   sbx_capabilities_adjust(o->sandbox, &s->caps, &s->ncaps); /* what jobs really get */
   rc = runs_recover(s, err, errlen);
   if (rc < 0)
@@ -336,6 +345,7 @@ static void part_closed(void *ud)
   free(s->labels);
   free(s->coordinator);
   free(s->token);
+  free(s->docker_host);
   free(s->name);
   free(s->stop_msg);
   free(s);

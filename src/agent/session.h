@@ -50,6 +50,11 @@ struct agent_session_opts {
   uint64_t spool_max;             /* 0: the default */
   double busy_cpu, busy_mem;      /* percent; above either, heartbeats say busy; 0: 90 */
   struct sbx *sandbox;            /* jobs' cgroups and isolation (core_opts); NULL: none */
+  /* Container jobs' Docker engine (NULL: $DOCKER_HOST, else the default).
+   * Their containers are labelled drover.agent=<node id>; those a previous
+   * life left are removed at start, and `docker` is a capability only when
+   * the engine answers. */
+  const char *docker_host;
   /* The session is over: after agent_session_shutdown (code 0, msg NULL),
    * or by itself (code < 0 and msg for the user): the coordinator refused it
    * (-EACCES: a bad token, an unknown node) or its identity could not be

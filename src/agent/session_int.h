@@ -27,6 +27,7 @@ struct agent_session {
   uv_loop_t *loop;
   struct agent_session_opts o; /* strings below are our copies */
   char *coordinator, *token, *name;
+  char *docker_host; /* NULL: the default */
   char **labels;
   size_t nlabels;
 

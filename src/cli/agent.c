@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "container/dockerhttp.h"
 #include "exec/exec.h"
 #include "sandbox/sandbox.h"
 
@@ -42,6 +43,7 @@ struct agent_opts {
   uint64_t default_memory, max_memory, reserve_memory;
   char *default_cpus, *max_cpus;
   long default_pids, max_pids;
+  char *docker_host;
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -101,6 +103,10 @@ static const struct cfg_opt agent_opts_table[] = {
      "SIZE", "memory kept for the agent itself (cgroup v2 memory.min; an error on v1)"},
     {"require-isolation", 0, CFG_STRING, offsetof(struct agent_opts, require_isolation), NULL, NULL,
      0, 0, "LIST", "force isolation on every job: network,read-only,pid-namespace or all"},
+    {"docker-host", 0, CFG_STRING, offsetof(struct agent_opts, docker_host), NULL, NULL, 0, 0,
+     "URL",
+     "container jobs' Docker engine socket, unix:///PATH (default: $DOCKER_HOST, else "
+     "unix:///var/run/docker.sock)"},
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -112,7 +118,9 @@ static const char agent_summary[] =
     "reconnects. Each job runs in a cgroup of its own where the machine allows it (limits,\n"
     "figures, nothing outlives the job), with the isolation it asks for (docs/sandbox.md);\n"
     "cgroup.v1 and cgroup.v2 in the capabilities it reports are the hierarchies jobs get\n"
-    "groups in. --name and --label also come from DROVER_NAME and\n"
+    "groups in; docker means the engine at --docker-host answered, and container jobs\n"
+    "(--image, docs/containers.md) run there; containers a crash of the agent left are\n"
+    "removed at its next start. --name and --label also come from DROVER_NAME and\n"
     "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
     "one command, not in a shared environment.\n"
     "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
@@ -307,6 +315,15 @@ int cli_agent(int argc, char **argv)
     code = CLI_EXIT_USAGE;
     goto out;
   }
+  if (o.docker_host && *o.docker_host) {
+    char path[256], msg[512];
+    if (dockerhttp_socket_path(o.docker_host, path, sizeof(path)) < 0) {
+      dockerhttp_host_error(o.docker_host, msg, sizeof(msg));
+      fprintf(stderr, "error: %s\n", msg);
+      code = CLI_EXIT_USAGE;
+      goto out;
+    }
+  }
   cfg_common_apply(&o.common);
 
   struct sbx *sbx = NULL;
@@ -344,6 +361,7 @@ int cli_agent(int argc, char **argv)
         .busy_cpu = (double)o.busy_cpu,
         .busy_mem = (double)o.busy_mem,
         .sandbox = sbx,
+        .docker_host = o.docker_host,
         .on_stopped = on_session_stopped,
         .ud = &ctx,
     };
@@ -357,7 +375,8 @@ int cli_agent(int argc, char **argv)
     }
   } else {
     struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
-                              o.max_job_size, o.max_log_size,    sbx};
+                              o.max_job_size, o.max_log_size,    sbx,
+                              o.docker_host};
     ctx.jd = jobsdir_new(&loop, &jo);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);

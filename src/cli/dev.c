@@ -30,6 +30,7 @@ struct dev_opts {
   char *data;
   long slots;
   uint64_t shutdown_timeout_ms;
+  char *docker_host;
 };
 
 static const struct cfg_opt dev_opts_table[] = {
@@ -42,6 +43,9 @@ static const struct cfg_opt dev_opts_table[] = {
      "jobs the agent runs at once (0: the number of CPUs)"},
     {"shutdown-timeout", 0, CFG_DURATION, offsetof(struct dev_opts, shutdown_timeout_ms), "30s",
      NULL, 0, 0, "D", "on SIGTERM or SIGINT, how long running jobs may finish before cancel"},
+    {"docker-host", 0, CFG_STRING, offsetof(struct dev_opts, docker_host), NULL, NULL, 0, 0, "URL",
+     "container jobs' Docker engine socket, unix:///PATH (default: $DOCKER_HOST, else "
+     "unix:///var/run/docker.sock)"},
 };
 #define NOPTS ARRAY_SIZE(dev_opts_table)
 
@@ -185,6 +189,7 @@ int cli_dev(int argc, char **argv)
       /* The only node: a busy machine must not leave every job queued. */
       .busy_cpu = 100,
       .sandbox = sbx,
+      .docker_host = o.docker_host,
       .on_stopped = agent_stopped,
       .ud = &ctx,
   };

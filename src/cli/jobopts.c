@@ -110,7 +110,8 @@ int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, c
     snprintf(err, errlen, "--exec and --shell contradict each other: give one of them");
     return -1;
   }
-  if (argc < 1) {
+  int image = o->image && *o->image;
+  if (argc < 1 && !image) {
     snprintf(err, errlen, "no command given: put it after \"--\", as in -- CMD [ARGS...]");
     return -1;
   }
@@ -156,7 +157,17 @@ int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, c
     }
     j->nlabels = o->labels.n;
   }
-  job_set_command(j, argc, argv, o->exec ? JOB_CMD_EXEC : o->shell ? JOB_CMD_SHELL : JOB_CMD_AUTO);
+  if (argc > 0)
+    job_set_command(j, argc, argv,
+                    o->exec    ? JOB_CMD_EXEC
+                    : o->shell ? JOB_CMD_SHELL
+                               : JOB_CMD_AUTO);
+  if (image) {
+    /* The same words, run in the container: one a shell line (sh -c),
+     * several a program and its arguments. */
+    j->kind = JOB_CONTAINER;
+    j->image = xstrdup(o->image);
+  }
   if (sandbox_opts(&o->sbx, j, err, errlen) < 0) {
     job_release(j);
     memset(j, 0, sizeof(*j));

@@ -41,6 +41,7 @@ struct jobopts {
   long max_attempts;
   char *idempotency_key;
   struct jobopts_sandbox sbx;
+  char *image; /* --image: a container job (docs/containers.md) */
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named
@@ -74,6 +75,8 @@ struct jobopts {
    "coordinator: runs allowed when a node running the job is lost"},                               \
   {"idempotency-key", 0, CFG_STRING, offsetof(type, f.idempotency_key), NULL, NULL, 0, 0, "K",     \
    "coordinator: a second submission with K gets the first job, not a new one"},                   \
+  {"image", 0, CFG_STRING, offsetof(type, f.image), NULL, NULL, 0, 0, "IMAGE",                     \
+   "run the job in a container of IMAGE (Docker engine; no words: the image's own command)"},      \
   JOBOPTS_SANDBOX_TABLE(type, f)
 
 /* The sandbox's options (docs/sandbox.md), part of JOBOPTS_TABLE. */

@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "cli/jobopts.h"
 #include "cli/outwriter.h"
+#include "container/dockerhttp.h"
 #include "exec/exec.h"
 #include "exec/lines.h"
 #include "job/cmdline.h"
@@ -55,6 +56,7 @@ struct run_opts {
   struct jobopts job; /* the fragment shared with drover job run|submit */
   int json;
   char *cgroups, *cgroup_parent; /* sandbox (issue 8) */
+  char *docker_host;
 };
 
 /* The common options by hand rather than CFG_COMMON_OPTS: same keys, but
@@ -74,6 +76,9 @@ static const struct cfg_opt run_opts_table[] = {
      "PATH",
      "make the job's cgroup under PATH (from each hierarchy's root) instead of under "
      "drover's own"},
+    {"docker-host", 0, CFG_STRING, offsetof(struct run_opts, docker_host), NULL, NULL, 0, 0, "URL",
+     "--image: the Docker engine's socket, unix:///PATH (default: $DOCKER_HOST, else "
+     "unix:///var/run/docker.sock)"},
 };
 #define NOPTS ARRAY_SIZE(run_opts_table)
 
@@ -85,8 +90,11 @@ static const char run_summary[] =
     "words (--shell joins several with spaces). The job reads drover's stdin; its stdout and\n"
     "stderr pass through to drover's byte for byte, as they come.\n"
     "Exit code: the job's own; 128+N when it died of signal N; 124 on timeout; 125 when it\n"
-    "could not start. A signal to drover (Ctrl-C, SIGTERM, SIGHUP, ...) stops the job (SIGTERM,\n"
-    "--kill-grace, SIGKILL) and exits 128+N for that signal; a second signal kills it at once.\n"
+    "could not start (for --image: also no engine, image not found, bad image name).\n"
+    "--image IMAGE runs the words in a container of IMAGE through the Docker engine (one word\n"
+    "with sh -c, several as argv; none: the image's own command); docs/containers.md.\n"
+    "A signal to drover (Ctrl-C, SIGTERM, SIGHUP, ...) stops the job (SIGTERM, --kill-grace,\n"
+    "SIGKILL) and exits 128+N for that signal; a second signal kills it at once.\n"
     "--json: its \"exit\" is the code drover exits with.";
 
 /* Every signal whose default action would end drover, except SIGPIPE
@@ -373,7 +381,7 @@ int cli_run(int argc, char **argv)
     return cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS, "%s", res.err);
   }
   int code = CLI_EXIT_USAGE;
-  if (res.argi >= argc) {
+  if (res.argi >= argc && !(o.job.image && *o.job.image)) {
     cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS,
                     "no command given: drover run [options] -- CMD [ARGS...]");
     goto out;
@@ -387,6 +395,14 @@ int cli_run(int argc, char **argv)
   if (jobopts_check_local(run_opts_table, NOPTS, &res, err, sizeof(err)) < 0) {
     cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS, "%s", err);
     goto out;
+  }
+  if (o.job.image && *o.job.image) {
+    char path[256];
+    if (dockerhttp_socket_path(o.docker_host, path, sizeof(path)) < 0) {
+      dockerhttp_host_error(o.docker_host, err, sizeof(err));
+      fprintf(stderr, "error: %s\n", err);
+      goto out;
+    }
   }
   cfg_common_apply(&o.common);
 
@@ -443,7 +459,11 @@ int cli_run(int argc, char **argv)
         .on_line = on_line, .on_exit = on_exit_cb, .on_data = on_data};
     /* The job reads our stdin, as with timeout(1) or nice; its output
      * comes as read, for a byte-exact passthrough. */
-    struct exec_opts eo = {.raw_output = 1, .set_stdin = 1, .fd_stdin = 0, .sandbox = sbx};
+    struct exec_opts eo = {.raw_output = 1,
+                           .set_stdin = 1,
+                           .fd_stdin = 0,
+                           .sandbox = sbx,
+                           .docker_host = o.docker_host};
     rc = exec_start(&loop, &j, &eo, &ops, &ctx, &ctx.e);
     if (rc < 0) {
       fprintf(stderr, "error: cannot start the job: %s\n", strerror(-rc));

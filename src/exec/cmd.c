@@ -49,6 +49,7 @@ void cmd_job_copy(struct job *d, const struct job *s)
   d->workdir = dup0(s->workdir);
   d->idempotency_key = dup0(s->idempotency_key);
   d->labels = kv_dup(s->labels, s->nlabels);
+  d->image = dup0(s->image);
   job_isolation_copy(&d->isolation, &s->isolation);
 }
 

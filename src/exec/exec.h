@@ -73,9 +73,17 @@ struct exec_opts {
    * the isolation it asks for. NULL: a job that asks for "resources" or
    * "isolation" fails to start, saying so. Not owned. */
   struct sbx *sandbox;
+  /* Container jobs (kind JOB_CONTAINER, src/container): the Docker engine
+   * (NULL: $DOCKER_HOST, else /var/run/docker.sock) and the value of their
+   * drover.agent label (NULL: none). Read at each job's start. */
+  const char *docker_host;
+  const char *docker_node;
 };
 
-/* Starts job j (copied: the caller may release j after this returns).
+/* Starts job j (copied: the caller may release j after this returns). A
+ * JOB_CONTAINER job runs in a container instead (container.h): the same
+ * callbacks, timeout and cancel; exec_pid is 0, the container's stdin is
+ * empty (opts' stdin is not read), and there are no progress lines.
  * Returns 0 and sets *out, or a negative errno when nothing could be set up
  * (then no callback is ever called). A job that fails to start (bad workdir,
  * missing interpreter, exec failure) is NOT an error here: it completes through

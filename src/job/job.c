@@ -46,6 +46,7 @@ void job_release(struct job *j)
   free(j->workdir);
   free(j->idempotency_key);
   free_kv(j->labels, j->nlabels);
+  free(j->image);
   job_isolation_release(&j->isolation);
   memset(j, 0, sizeof *j);
 }
@@ -120,6 +121,8 @@ const char *job_kind_name(enum job_kind k)
     return "exec";
   case JOB_SCRIPT:
     return "script";
+  case JOB_CONTAINER:
+    return "container";
   }
   return "unknown";
 }
@@ -248,6 +251,8 @@ char *job_to_json(const struct job *j)
     json_object_set_new(o, "interpreter", jsonstr_new(j->interpreter));
   if (j->script)
     json_object_set_new(o, "script", jsonstr_new(j->script));
+  if (j->image)
+    json_object_set_new(o, "image", jsonstr_new(j->image));
   if (j->nenv)
     json_object_set_new(o, "env", kv_object(j->env, j->nenv));
   if (j->workdir)
@@ -274,7 +279,7 @@ char *job_to_json(const struct job *j)
 static const char *const known_fields[] = {
     "id",        "name",      "kind",    "command",    "argv",     "interpreter",     "script",
     "env",       "workdir",   "timeout", "kill_grace", "priority", "idempotency_key", "labels",
-    "resources", "isolation",
+    "resources", "isolation", "image",
 };
 /* Fields that later versions give a meaning. This one cannot honour them:
  * a job that asks for "isolation" must not run without it, so they are
@@ -359,7 +364,7 @@ static int unknown_field(struct ctx *c, const char *key)
   return fail(c, &p, 1, 1,
               "unknown field \"%.60s\": known fields are id, name, kind, command, argv, "
               "interpreter, script, env, workdir, timeout, kill_grace, priority, "
-              "idempotency_key, labels, resources, isolation",
+              "idempotency_key, labels, resources, isolation, image",
               key);
 }
 
@@ -715,10 +720,13 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
       j->kind = JOB_EXEC;
     else if (strcmp(s, "script") == 0)
       j->kind = JOB_SCRIPT;
+    else if (strcmp(s, "container") == 0)
+      j->kind = JOB_CONTAINER;
     else {
       describe(v, got, sizeof got);
-      rc =
-          fail(c, &p, 1, 0, "\"kind\" must be one of \"shell\", \"exec\", \"script\", got %s", got);
+      rc = fail(c, &p, 1, 0,
+                "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", got %s",
+                got);
     }
     free(s);
     return rc;
@@ -735,6 +743,8 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
     return get_string(c, key, v, 0, &j->script);
   if (strcmp(key, "workdir") == 0)
     return get_string(c, key, v, 1, &j->workdir);
+  if (strcmp(key, "image") == 0)
+    return get_string(c, key, v, 1, &j->image);
   if (strcmp(key, "idempotency_key") == 0)
     return get_string(c, key, v, 1, &j->idempotency_key);
   if (strcmp(key, "env") == 0)
@@ -767,6 +777,33 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
   return unknown_field(c, key);
 }
 
+/* A container job: an image, and command (run with sh -c in it) or argv or
+ * neither (the image's own command); no interpreter or script. */
+static int check_container(struct ctx *c, struct job *j, const json_t *root)
+{
+  static const char *const never[] = {"interpreter", "script"};
+  if (j->command && j->argv) {
+    struct jsonpos_seg p = {"argv", 0};
+    return fail(c, &p, 1, 1,
+                "\"command\" and \"argv\" cannot both be set: a container job takes a shell "
+                "line in \"command\" or a program in \"argv\"");
+  }
+  for (size_t i = 0; i < ARRAY_SIZE(never); i++)
+    if (json_object_get(root, never[i])) {
+      struct jsonpos_seg p = {never[i], 0};
+      return fail(c, &p, 1, 1,
+                  "\"%s\" is not used by a container job: give \"command\" or \"argv\"", never[i]);
+    }
+  if (!j->image) {
+    memset(c->err, 0, sizeof *c->err);
+    snprintf(c->err->field, sizeof c->err->field, "image");
+    snprintf(c->err->msg, sizeof c->err->msg,
+             "\"image\" is required for a container job, like \"image\": \"alpine:3\"");
+    return -1;
+  }
+  return 0;
+}
+
 /* Which of command, argv, interpreter and script a kind takes, and the
  * message for one it does not take. */
 static int check_kind(struct ctx *c, struct job *j, const json_t *root)
@@ -777,6 +814,13 @@ static int check_kind(struct ctx *c, struct job *j, const json_t *root)
                                      "set \"kind\": \"script\"", "set \"kind\": \"script\""};
   const char *kname = job_kind_name(j->kind);
 
+  if (j->kind == JOB_CONTAINER)
+    return check_container(c, j, root);
+  if (j->image) {
+    struct jsonpos_seg p = {"image", 0};
+    return fail(c, &p, 1, 1,
+                "\"image\" is used only by a container job: set \"kind\": \"container\"");
+  }
   if (j->command && j->argv) {
     struct jsonpos_seg p = {j->kind == JOB_SHELL ? "argv" : "command", 0};
     return fail(c, &p, 1, 1,
@@ -868,6 +912,8 @@ int job_parse(struct job *j, const char *text, size_t len, struct job_error *err
       j->kind = JOB_EXEC;
     else if (json_object_get(root, "script") || json_object_get(root, "interpreter"))
       j->kind = JOB_SCRIPT;
+    if (json_object_get(root, "image"))
+      j->kind = JOB_CONTAINER;
   }
   /* jansson keeps members in document order, so the first mistake in the
    * file is the one reported. */

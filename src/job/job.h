@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "base/id.h"
 
-enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT };
+enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT, JOB_CONTAINER };
 
 #define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u) /* 1h  */
 #define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)       /* 10s */
@@ -84,6 +84,9 @@ struct job {
   /* sandbox (issue 8) */
   struct job_resources resources;
   struct job_isolation isolation;
+  /* container (issue 9; docs/containers.md): the image to run command (sh -c)
+   * or argv in, or its own default command when neither is set */
+  char *image;
 };
 
 /* Where a document was wrong. line and column are 1-based, 0 when unknown;

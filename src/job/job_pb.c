@@ -107,6 +107,17 @@ int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
     j->interpreter = xstrdup(s->interpreter);
     j->script = xstrdup(s->script ? s->script : "");
     break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER:
+    j->kind = JOB_CONTAINER;
+    j->image = xstrdup(s->image);
+    j->command = dup_or_null(s->command);
+    if (s->n_argv) {
+      j->argc = s->n_argv;
+      j->argv = xcalloc(s->n_argv + 1, sizeof(char *));
+      for (size_t i = 0; i < s->n_argv; i++)
+        j->argv[i] = xstrdup(s->argv[i]);
+    }
+    break;
   default:
     j->kind = JOB_SHELL;
     j->command = xstrdup(s->command);
@@ -155,6 +166,17 @@ pb_JobSpec *job_to_pb(const struct job *j)
     s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SCRIPT;
     s->interpreter = dup_or_null(j->interpreter);
     s->script = dup_or_null(j->script);
+    break;
+  case JOB_CONTAINER:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER;
+    s->image = dup_or_null(j->image);
+    s->command = dup_or_null(j->command);
+    if (j->argv) {
+      s->n_argv = j->argc;
+      s->argv = xcalloc(j->argc + 1, sizeof(char *));
+      for (size_t i = 0; i < j->argc; i++)
+        s->argv[i] = xstrdup(j->argv[i]);
+    }
     break;
   default:
     s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SHELL;

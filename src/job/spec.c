@@ -79,10 +79,22 @@ int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
   case DROVER__V1__JOB_KIND__JOB_KIND_TOOL:
     FAIL("tool jobs are not supported by this version of drover");
   case DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER:
-    FAIL("container jobs are not supported by this version of drover");
+    if (empty(s->image))
+      FAIL("\"image\" is required for a container job");
+    if (!empty(s->command) && s->n_argv)
+      FAIL("a container job takes \"command\" or \"argv\", not both");
+    if (s->n_argv && empty(s->argv[0]))
+      FAIL("\"argv\" must name the program to run for a container job");
+    if (!empty(s->interpreter) || !empty(s->script))
+      FAIL("a container job takes \"command\" or \"argv\" (not \"interpreter\" or \"script\")");
+    if (s->stdin)
+      FAIL("a container job cannot read stdin in this version of drover (drop -i)");
+    break;
   default:
     FAIL("unknown job kind %d", (int)s->kind);
   }
+  if (!empty(s->image) && s->kind != DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER)
+    FAIL("\"image\" is used only by a container job");
   for (size_t i = 0; i < s->n_env; i++) {
     const pb_EnvVar *e = s->env[i];
     if (empty(e->name) || strchr(e->name, '='))

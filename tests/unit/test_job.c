@@ -182,7 +182,8 @@ static void test_job_value_errors(void **state)
             "\"id\" must be 1 to 128 letters, digits, '.', '_' or '-', not starting with '.', "
             "got \"a/b\"");
   parse_bad("{\"command\": \"x\", \"kind\": \"bash\"}", 1, 26, "kind",
-            "\"kind\" must be one of \"shell\", \"exec\", \"script\", got \"bash\"");
+            "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", got "
+            "\"bash\"");
   parse_bad("{\"command\": \"x\", \"priority\": 1.5}", 1, 30, "priority",
             "\"priority\" must be a whole number from -1000000 to 1000000, got 1.5");
   parse_bad("{\"command\": \"x\",\n \"env\": {\"\\u0041B\": 5}}", 2, 21, "env.AB",
@@ -200,7 +201,7 @@ static void test_job_field_errors(void **state)
   parse_bad("{\"command\": \"x\", \"colour\": 1}", 1, 18, "colour",
             "unknown field \"colour\": known fields are id, name, kind, command, argv, "
             "interpreter, script, env, workdir, timeout, kill_grace, priority, idempotency_key, "
-            "labels, resources, isolation");
+            "labels, resources, isolation, image");
   parse_bad("{\"command\": \"x\",\n \"argv\": [\"a\"]}", 2, 2, "argv",
             "\"command\" and \"argv\" cannot both be set: a shell job takes \"command\", an exec "
             "job takes \"argv\"");
@@ -310,6 +311,37 @@ static void test_job_error_format_and_file(void **state)
   job_release(&j);
 }
 
+/* Container jobs: "image" makes one, with a shell line, argv or neither. */
+static void test_job_container(void **state)
+{
+  struct job a, b;
+  char *t;
+  parse_ok(&a, "{\"image\": \"local/busybox:1\", \"command\": \"echo hi\"}");
+  assert_int_equal(a.kind, JOB_CONTAINER);
+  assert_string_equal(a.image, "local/busybox:1");
+  assert_string_equal(a.command, "echo hi");
+  t = job_to_json(&a);
+  parse_ok(&b, t);
+  assert_int_equal(b.kind, JOB_CONTAINER);
+  assert_string_equal(b.image, "local/busybox:1");
+  free(t);
+  job_release(&a);
+  job_release(&b);
+  parse_ok(&a, "{\"kind\": \"container\", \"image\": \"x\", \"argv\": [\"ls\", \"-l\"]}");
+  assert_int_equal(a.argc, 2);
+  job_release(&a);
+  parse_ok(&a, "{\"kind\": \"container\", \"image\": \"x\"}");
+  assert_null(a.command);
+  assert_null(a.argv);
+  job_release(&a);
+  parse_bad("{\"kind\": \"container\", \"command\": \"x\"}", 0, 0, "image",
+            "\"image\" is required for a container job, like \"image\": \"alpine:3\"");
+  parse_bad("{\"kind\": \"shell\", \"command\": \"x\", \"image\": \"y\"}", 1, 35, "image",
+            "\"image\" is used only by a container job: set \"kind\": \"container\"");
+  parse_bad("{\"image\": \"y\", \"script\": \"z\"}", 1, 16, "script",
+            "\"script\" is not used by a container job: give \"command\" or \"argv\"");
+}
+
 /* ---- sandbox fields (issue 8) ---- */
 
 static void test_job_resources_and_isolation_round_trip(void **state)
@@ -403,6 +435,7 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_job_bom_and_nul),
       cmocka_unit_test(test_job_reserved_fields_are_errors),
       cmocka_unit_test(test_job_tiny_durations_round_up),
+      cmocka_unit_test(test_job_container),
       cmocka_unit_test(test_job_resources_and_isolation_round_trip),
       cmocka_unit_test(test_job_resources_and_isolation_errors),
   };

@@ -26,6 +26,8 @@ struct jobopts {
   struct cfg_list require;
   long max_attempts;
   char *idempotency_key;
+  char *tool; /* --tool NAME: a tool job (docs/tools.md) ... */
+  char *args; /* ... with --args JSON (an object) */
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named
@@ -58,7 +60,11 @@ struct jobopts {
   {"max-attempts", 0, CFG_INT, offsetof(type, f.max_attempts), "1", NULL, 1, 100, "N",             \
    "coordinator: runs allowed when a node running the job is lost"},                               \
   {"idempotency-key", 0, CFG_STRING, offsetof(type, f.idempotency_key), NULL, NULL, 0, 0, "K",     \
-   "coordinator: a second submission with K gets the first job, not a new one"}
+   "coordinator: a second submission with K gets the first job, not a new one"},                   \
+  {"tool", 0, CFG_STRING, offsetof(type, f.tool), NULL, NULL, 0, 0, "NAME",                        \
+   "run the built-in tool NAME instead of a command (docs/tools.md)"},                             \
+  {"args", 0, CFG_STRING, offsetof(type, f.args), NULL, NULL, 0, 0, "JSON",                        \
+   "--tool: its arguments, a JSON object like '{\"path\": \"a.txt\"}'"}
 /* clang-format on */
 
 /* For a command that runs the job here (`drover run`): 0 when no option
@@ -69,7 +75,8 @@ int jobopts_check_local(const struct cfg_opt *opts, size_t n, const struct cfg_r
                         char *err, size_t errlen);
 
 /* Fills j (job_init'ed here; job_release it on success) from o and the
- * command words after "--" (job_set_command rules). Returns 0, or -1 with
+ * command words after "--" (job_set_command rules), or, with --tool, a tool
+ * job of that name and --args (no words then). Returns 0, or -1 with
  * the message in err (a usage error: --env without "=", --exec with
  * --shell, no words); j is then empty. */
 int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, char *err,

@@ -46,6 +46,12 @@ void job_release(struct job *j)
   free(j->workdir);
   free(j->idempotency_key);
   free_kv(j->labels, j->nlabels);
+  free(j->tool);
+  free(j->tool_args);
+  if (j->tool_argv)
+    for (char **p = j->tool_argv; *p; p++)
+      free(*p);
+  free(j->tool_argv);
   memset(j, 0, sizeof *j);
 }
 
@@ -58,6 +64,8 @@ const char *job_kind_name(enum job_kind k)
     return "exec";
   case JOB_SCRIPT:
     return "script";
+  case JOB_TOOL:
+    return "tool";
   }
   return "unknown";
 }
@@ -148,6 +156,13 @@ char *job_to_json(const struct job *j)
     json_object_set_new(o, "idempotency_key", jsonstr_new(j->idempotency_key));
   if (j->nlabels)
     json_object_set_new(o, "labels", kv_object(j->labels, j->nlabels));
+  if (j->tool)
+    json_object_set_new(o, "tool", jsonstr_new(j->tool));
+  if (j->kind == JOB_TOOL) {
+    /* tool_args was checked to be an object when it was parsed. */
+    json_t *a = j->tool_args ? json_loads(j->tool_args, JSON_DECODE_ANY, NULL) : NULL;
+    json_object_set_new(o, "args", a ? a : json_object());
+  }
   out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (!out)
@@ -158,14 +173,15 @@ char *job_to_json(const struct job *j)
 /* ---- parsing ----------------------------------------------------------- */
 
 static const char *const known_fields[] = {
-    "id",  "name",    "kind",    "command",    "argv",     "interpreter",     "script",
-    "env", "workdir", "timeout", "kill_grace", "priority", "idempotency_key", "labels",
+    "id",   "name",    "kind",    "command",    "argv",     "interpreter",     "script",
+    "env",  "workdir", "timeout", "kill_grace", "priority", "idempotency_key", "labels",
+    "tool", "args",
 };
 /* Fields that later versions give a meaning. This one cannot honour them:
  * a job that asks for "isolation" must not run without it, so they are
  * errors that say so, not unknown-field errors with a "did you mean". */
 static const char *const reserved_fields[] = {
-    "resources", "isolation", "tool", "container", "retries", "capabilities", "secrets",
+    "resources", "isolation", "container", "retries", "capabilities", "secrets",
 };
 
 struct ctx {
@@ -244,7 +260,7 @@ static int unknown_field(struct ctx *c, const char *key)
   return fail(c, &p, 1, 1,
               "unknown field \"%.60s\": known fields are id, name, kind, command, argv, "
               "interpreter, script, env, workdir, timeout, kill_grace, priority, "
-              "idempotency_key, labels",
+              "idempotency_key, labels, tool, args",
               key);
 }
 
@@ -390,10 +406,12 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
       j->kind = JOB_EXEC;
     else if (strcmp(s, "script") == 0)
       j->kind = JOB_SCRIPT;
+    else if (strcmp(s, "tool") == 0)
+      j->kind = JOB_TOOL;
     else {
       describe(v, got, sizeof got);
-      rc =
-          fail(c, &p, 1, 0, "\"kind\" must be one of \"shell\", \"exec\", \"script\", got %s", got);
+      rc = fail(c, &p, 1, 0,
+                "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"tool\", got %s", got);
     }
     free(s);
     return rc;
@@ -420,6 +438,21 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
     return get_duration(c, key, v, &j->timeout_ms);
   if (strcmp(key, "kill_grace") == 0)
     return get_duration(c, key, v, &j->kill_grace_ms);
+  if (strcmp(key, "tool") == 0)
+    return get_string(c, key, v, 1, &j->tool);
+  if (strcmp(key, "args") == 0) {
+    if (!json_is_object(v)) {
+      describe(v, got, sizeof got);
+      return fail(c, &p, 1, 0,
+                  "\"args\" must be an object of the tool's arguments like {\"path\": \"a.txt\"}, "
+                  "got %s",
+                  got);
+    }
+    j->tool_args = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!j->tool_args)
+      abort(); /* allocation failure */
+    return 0;
+  }
   if (strcmp(key, "priority") == 0) {
     if (!json_is_integer(v) || json_integer_value(v) < -1000000 ||
         json_integer_value(v) > 1000000) {
@@ -438,6 +471,31 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
   return unknown_field(c, key);
 }
 
+/* A tool job: "tool" and "args", nothing that would change how its
+ * program runs (env such as LD_PRELOAD, a workdir): the runner's policy
+ * alone decides that. */
+static int check_tool(struct ctx *c, struct job *j, const json_t *root)
+{
+  static const char *const unused[] = {"command", "argv", "interpreter",
+                                       "script",  "env",  "workdir"};
+  for (size_t i = 0; i < ARRAY_SIZE(unused); i++) {
+    if (json_object_get(root, unused[i])) {
+      struct jsonpos_seg p = {unused[i], 0};
+      return fail(c, &p, 1, 1,
+                  "\"%s\" is not used by a tool job: a tool job takes \"tool\" and \"args\"",
+                  unused[i]);
+    }
+  }
+  if (!j->tool) {
+    memset(c->err, 0, sizeof *c->err);
+    snprintf(c->err->field, sizeof c->err->field, "tool");
+    snprintf(c->err->msg, sizeof c->err->msg,
+             "\"tool\" is required for a tool job, like \"tool\": \"file_read\"");
+    return -1;
+  }
+  return 0;
+}
+
 /* Which of command, argv, interpreter and script a kind takes, and the
  * message for one it does not take. */
 static int check_kind(struct ctx *c, struct job *j, const json_t *root)
@@ -448,6 +506,16 @@ static int check_kind(struct ctx *c, struct job *j, const json_t *root)
                                      "set \"kind\": \"script\"", "set \"kind\": \"script\""};
   const char *kname = job_kind_name(j->kind);
 
+  if (j->kind == JOB_TOOL)
+    return check_tool(c, j, root);
+  for (size_t i = 0; i < 2; i++) {
+    const char *f = i ? "args" : "tool";
+    if (json_object_get(root, f)) {
+      struct jsonpos_seg p = {f, 0};
+      return fail(c, &p, 1, 1, "\"%s\" is not used by %s %s job: set \"kind\": \"tool\"", f,
+                  j->kind == JOB_EXEC ? "an" : "a", kname);
+    }
+  }
   if (j->command && j->argv) {
     struct jsonpos_seg p = {j->kind == JOB_SHELL ? "argv" : "command", 0};
     return fail(c, &p, 1, 1,
@@ -539,6 +607,8 @@ int job_parse(struct job *j, const char *text, size_t len, struct job_error *err
       j->kind = JOB_EXEC;
     else if (json_object_get(root, "script") || json_object_get(root, "interpreter"))
       j->kind = JOB_SCRIPT;
+    else if (json_object_get(root, "tool"))
+      j->kind = JOB_TOOL;
   }
   /* jansson keeps members in document order, so the first mistake in the
    * file is the one reported. */

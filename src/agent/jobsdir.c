@@ -69,6 +69,7 @@ struct finishing {
 
 struct jobsdir {
   uv_loop_t *loop;
+  const struct tools_policy *tools;
   struct jobfiles files;
   unsigned slots;
   uint64_t shutdown_timeout_ms;
@@ -798,6 +799,7 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->shutdown_timeout_ms = opts->shutdown_timeout_ms;
   jd->max_job_size = opts->max_job_size ? opts->max_job_size : JOBSDIR_DEFAULT_MAX_JOB_SIZE;
   jd->max_log_size = opts->max_log_size;
+  jd->tools = opts->tools;
   jd->retry_ms = RETRY_FIRST_MS;
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
@@ -831,7 +833,7 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   jd->watching = 1;
 
   static const struct core_ops ops = {on_before_start, on_start, on_progress, on_done, on_phase};
-  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms};
+  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->tools};
   jd->core = core_new(jd->loop, &co, &ops, jd);
   jd->slots = core_slots(jd->core);
   jd->started = 1;

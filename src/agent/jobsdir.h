@@ -48,12 +48,15 @@ struct jobsdir;
 
 #define JOBSDIR_DEFAULT_MAX_JOB_SIZE (1024 * 1024)
 
+struct tools_policy;
 struct jobsdir_opts {
   const char *dir;              /* the jobs directory (copied) */
   unsigned slots;               /* jobs at once; 0: number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown waits for running jobs */
   uint64_t max_job_size;        /* bigger job files are refused; 0: the default, 1 MiB */
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
+  /* for tool jobs (core_opts.tools); must outlive jd */
+  const struct tools_policy *tools;
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);

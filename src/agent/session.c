@@ -293,7 +293,7 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   struct shipper_opts so = {
       o->log_batch_lines, o->log_batch_interval_ms, o->spool_max, 0, on_ships_empty, s};
   s->ships = shipper_new(loop, &so, &s->st);
-  struct core_opts co = {o->slots, o->shutdown_timeout_ms};
+  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->tools};
   s->core = core_new(loop, &co, &runs_core_ops, s);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps);

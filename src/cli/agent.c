@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "exec/exec.h"
+#include "tools/policy.h"
 
 struct agent_opts {
   struct cfg_common common;
@@ -35,6 +36,7 @@ struct agent_opts {
   uint64_t log_batch_interval_ms;
   uint64_t spool_max;
   long busy_cpu, busy_mem;
+  struct tools_policy tools; /* what its tool jobs may do */
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -73,6 +75,7 @@ static const struct cfg_opt agent_opts_table[] = {
      "above this CPU use the node says busy: no new jobs"},
     {"busy-mem", 0, CFG_INT, offsetof(struct agent_opts, busy_mem), "90", NULL, 1, 100, "PERCENT",
      "above this memory use the node says busy: no new jobs"},
+    TOOLS_POLICY_TABLE(struct agent_opts, tools),
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -217,6 +220,11 @@ int cli_agent(int argc, char **argv)
     goto out;
   }
   cfg_common_apply(&o.common);
+  char err[512];
+  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", err);
+    goto out;
+  }
 
   uv_loop_t loop;
   /* Orphans of a job (a killed group's grandchildren) must be reaped by us:
@@ -229,7 +237,6 @@ int cli_agent(int argc, char **argv)
   memset(&ctx, 0, sizeof(ctx));
   watch_signals(&loop, &ctx);
 
-  char err[512];
   if (remote) {
     struct agent_session_opts so = {
         .coordinator = o.coordinator,
@@ -246,6 +253,7 @@ int cli_agent(int argc, char **argv)
         .spool_max = o.spool_max ? o.spool_max : 1,
         .busy_cpu = (double)o.busy_cpu,
         .busy_mem = (double)o.busy_mem,
+        .tools = &o.tools,
         .on_stopped = on_session_stopped,
         .ud = &ctx,
     };
@@ -258,8 +266,8 @@ int cli_agent(int argc, char **argv)
       ctx.sess = NULL;
     }
   } else {
-    struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
-                              o.max_log_size};
+    struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
+                              o.max_job_size, o.max_log_size,    &o.tools};
     ctx.jd = jobsdir_new(&loop, &jo);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);
@@ -278,6 +286,7 @@ int cli_agent(int argc, char **argv)
   if (ctx.code)
     code = ctx.code;
 out:
+  tools_policy_release(&o.tools);
   cfg_release(agent_opts_table, NOPTS, &o, &res);
   return code;
 }

@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "coord/coord.h"
 #include "exec/exec.h"
+#include "tools/policy.h"
 
 struct dev_opts {
   struct cfg_common common;
@@ -29,6 +30,7 @@ struct dev_opts {
   char *data;
   long slots;
   uint64_t shutdown_timeout_ms;
+  struct tools_policy tools; /* what the agent's tool jobs may do */
 };
 
 static const struct cfg_opt dev_opts_table[] = {
@@ -41,6 +43,7 @@ static const struct cfg_opt dev_opts_table[] = {
      "jobs the agent runs at once (0: the number of CPUs)"},
     {"shutdown-timeout", 0, CFG_DURATION, offsetof(struct dev_opts, shutdown_timeout_ms), "30s",
      NULL, 0, 0, "D", "on SIGTERM or SIGINT, how long running jobs may finish before cancel"},
+    TOOLS_POLICY_TABLE(struct dev_opts, tools),
 };
 #define NOPTS ARRAY_SIZE(dev_opts_table)
 
@@ -122,6 +125,11 @@ int cli_dev(int argc, char **argv)
     goto out;
   }
   cfg_common_apply(&o.common);
+  char err[512];
+  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
+    code = cli_usage_error("dev", "", dev_summary, dev_opts_table, NOPTS, "%s", err);
+    goto out;
+  }
   for (size_t i = 0; i < o.listen.n; i++)
     if (!cli_addr_is_local(o.listen.items[i]))
       log_warn("listening beyond loopback WITHOUT TLS OR AUTHENTICATION: anyone who can reach "
@@ -142,7 +150,6 @@ int cli_dev(int argc, char **argv)
       .listen = (const char *const *)o.listen.items,
       .nlisten = o.listen.n,
   };
-  char err[512];
   if (coord_start(&loop, &co, &ctx.coord, err, sizeof(err)) < 0) {
     fprintf(stderr, "error: %s\n", err);
     code = CLI_EXIT_ERROR;
@@ -171,6 +178,7 @@ int cli_dev(int argc, char **argv)
       .shutdown_timeout_ms = o.shutdown_timeout_ms,
       /* The only node: a busy machine must not leave every job queued. */
       .busy_cpu = 100,
+      .tools = &o.tools,
       .on_stopped = agent_stopped,
       .ud = &ctx,
   };
@@ -201,6 +209,7 @@ int cli_dev(int argc, char **argv)
     log_warn("event loop closed with handles still open", "data=%s", o.data);
   code = ctx.code;
 out:
+  tools_policy_release(&o.tools);
   cfg_release(dev_opts_table, NOPTS, &o, &res);
   return code;
 }

@@ -88,8 +88,22 @@ static int tool_job(const struct jobopts *o, int argc, struct job *j, char *err,
                           : "--shell");
     return -1;
   }
-  if (o->args) {
+  if (o->args && o->args[0] == '@') {
+    /* --args @FILE: arguments too long for a command line (a file_write's
+     * content: one argv word may hold only 128 KiB). */
+    char *text;
+    size_t len;
+    int rc = read_file(o->args + 1, &text, &len);
+    if (rc < 0) {
+      snprintf(err, errlen, "--args '%s': %s", o->args, strerror(-rc));
+      return -1;
+    }
+    a = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+  } else if (o->args) {
     a = json_loads(o->args, JSON_REJECT_DUPLICATES, &jerr);
+  }
+  if (o->args) {
     if (!json_is_object(a)) {
       if (a)
         snprintf(err, errlen, "--args must be a JSON object like '{\"path\": \"a.txt\"}'");

@@ -64,7 +64,7 @@ struct jobopts {
   {"tool", 0, CFG_STRING, offsetof(type, f.tool), NULL, NULL, 0, 0, "NAME",                        \
    "run the built-in tool NAME instead of a command (docs/tools.md)"},                             \
   {"args", 0, CFG_STRING, offsetof(type, f.args), NULL, NULL, 0, 0, "JSON",                        \
-   "--tool: its arguments, a JSON object like '{\"path\": \"a.txt\"}'"}
+   "--tool: its arguments, a JSON object like '{\"path\": \"a.txt\"}', or @FILE"}
 /* clang-format on */
 
 /* For a command that runs the job here (`drover run`): 0 when no option

@@ -61,6 +61,7 @@ void cmd_job_copy(struct job *d, const struct job *s)
     for (size_t i = 0; i < n; i++)
       d->tool_argv[i] = xstrdup(s->tool_argv[i]);
   }
+  job_isolation_copy(&d->isolation, &s->isolation);
 }
 
 static const char *const drover_vars[] = {"DROVER_JOB_ID", "DROVER_PROGRESS_FD", "DROVER_ATTEMPT"};

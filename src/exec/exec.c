@@ -518,6 +518,12 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
 
   if ((rc = cmd_build(&c, &e->job, opts->tmpdir)) < 0)
     goto fail;
+  /* sandbox (issue 8): until the executor applies them, a job asking for
+   * limits or isolation fails rather than running without them. */
+  if (!c.error && (j->resources.memory_bytes || j->resources.cpus > 0 || j->resources.pids ||
+                   job_isolation_any(&j->isolation)))
+    c.error = xstrdup("\"resources\" and \"isolation\" are not supported by this runner yet: "
+                      "remove them to run the job without them");
   for (int i = 0; i < NSTREAMS; i++) {
     if (opts->inherit_stdio && i != S_PROGRESS)
       continue;

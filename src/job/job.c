@@ -52,7 +52,69 @@ void job_release(struct job *j)
     for (char **p = j->tool_argv; *p; p++)
       free(*p);
   free(j->tool_argv);
+  job_isolation_release(&j->isolation);
   memset(j, 0, sizeof *j);
+}
+
+/* ---- sandbox fields: helpers ------------------------------------------- */
+
+int job_isolation_any(const struct job_isolation *iso)
+{
+  return iso->network != JOB_NET_HOST || iso->read_only || iso->read_only_workdir || iso->nmounts ||
+         iso->user || iso->pid_namespace || iso->hostname || iso->tmp_size;
+}
+
+int job_isolation_mount_ns(const struct job_isolation *iso)
+{
+  return iso->read_only || iso->nmounts || iso->pid_namespace;
+}
+
+void job_isolation_copy(struct job_isolation *d, const struct job_isolation *s)
+{
+  *d = *s;
+  d->user = s->user ? xstrdup(s->user) : NULL;
+  d->hostname = s->hostname ? xstrdup(s->hostname) : NULL;
+  d->mounts = NULL;
+  if (s->nmounts) {
+    d->mounts = xcalloc(s->nmounts, sizeof *d->mounts);
+    for (size_t i = 0; i < s->nmounts; i++) {
+      d->mounts[i].src = xstrdup(s->mounts[i].src);
+      d->mounts[i].dst = xstrdup(s->mounts[i].dst);
+      d->mounts[i].read_only = s->mounts[i].read_only;
+    }
+  }
+}
+
+void job_isolation_release(struct job_isolation *iso)
+{
+  for (size_t i = 0; i < iso->nmounts; i++) {
+    free(iso->mounts[i].src);
+    free(iso->mounts[i].dst);
+  }
+  free(iso->mounts);
+  free(iso->user);
+  free(iso->hostname);
+  memset(iso, 0, sizeof *iso);
+}
+
+/* A ':' cannot be escaped: paths with one cannot be bound (as with docker -v). */
+int job_mount_parse(const char *text, struct job_mount *m, char *err, size_t errlen)
+{
+  const char *c1 = strchr(text, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+  memset(m, 0, sizeof *m);
+  if (!c1 || c1 == text || (c2 ? c2 == c1 + 1 : !c1[1]) ||
+      (c2 && (strcmp(c2 + 1, "ro") != 0 && strcmp(c2 + 1, "rw") != 0))) {
+    snprintf(err, errlen, "mount \"%.200s\" must look like \"SRC:DST\" or \"SRC:DST:ro\"", text);
+    return -1;
+  }
+  if (text[0] != '/' || c1[1] != '/') {
+    snprintf(err, errlen, "mount \"%.200s\": both paths must be absolute", text);
+    return -1;
+  }
+  m->src = xstrndup(text, (size_t)(c1 - text));
+  m->dst = c2 ? xstrndup(c1 + 1, (size_t)(c2 - c1 - 1)) : xstrdup(c1 + 1);
+  m->read_only = c2 && strcmp(c2 + 1, "ro") == 0;
+  return 0;
 }
 
 const char *job_kind_name(enum job_kind k)
@@ -122,6 +184,57 @@ static json_t *kv_object(const struct job_kv *kv, size_t n)
   return o;
 }
 
+/* "resources" and "isolation", only the fields that are set. */
+static void add_sandbox_json(json_t *o, const struct job *j)
+{
+  const struct job_resources *rs = &j->resources;
+  const struct job_isolation *iso = &j->isolation;
+  char buf[64];
+
+  if (rs->memory_bytes || rs->cpus > 0 || rs->pids) {
+    json_t *r = json_object();
+    if (rs->memory_bytes) {
+      units_fmt_size(buf, sizeof buf, rs->memory_bytes);
+      json_object_set_new(r, "memory", json_string(buf));
+    }
+    if (rs->cpus > 0)
+      json_object_set_new(r, "cpus", json_real(rs->cpus));
+    if (rs->pids)
+      json_object_set_new(r, "pids", json_integer(rs->pids));
+    json_object_set_new(o, "resources", r);
+  }
+  if (job_isolation_any(iso)) {
+    json_t *r = json_object();
+    if (iso->network == JOB_NET_NONE)
+      json_object_set_new(r, "network", json_string("none"));
+    if (iso->read_only)
+      json_object_set_new(r, "read_only", json_true());
+    if (iso->read_only_workdir)
+      json_object_set_new(r, "read_only_workdir", json_true());
+    if (iso->nmounts) {
+      json_t *a = json_array();
+      for (size_t i = 0; i < iso->nmounts; i++) {
+        char *m = xasprintf("%s:%s%s", iso->mounts[i].src, iso->mounts[i].dst,
+                            iso->mounts[i].read_only ? ":ro" : "");
+        json_array_append_new(a, jsonstr_new(m));
+        free(m);
+      }
+      json_object_set_new(r, "mounts", a);
+    }
+    if (iso->user)
+      json_object_set_new(r, "user", jsonstr_new(iso->user));
+    if (iso->pid_namespace)
+      json_object_set_new(r, "pid_namespace", json_true());
+    if (iso->hostname)
+      json_object_set_new(r, "hostname", jsonstr_new(iso->hostname));
+    if (iso->tmp_size) {
+      units_fmt_size(buf, sizeof buf, iso->tmp_size);
+      json_object_set_new(r, "tmp_size", json_string(buf));
+    }
+    json_object_set_new(o, "isolation", r);
+  }
+}
+
 char *job_to_json(const struct job *j)
 {
   json_t *o = json_object();
@@ -156,6 +269,7 @@ char *job_to_json(const struct job *j)
     json_object_set_new(o, "idempotency_key", jsonstr_new(j->idempotency_key));
   if (j->nlabels)
     json_object_set_new(o, "labels", kv_object(j->labels, j->nlabels));
+  add_sandbox_json(o, j);
   if (j->tool)
     json_object_set_new(o, "tool", jsonstr_new(j->tool));
   if (j->kind == JOB_TOOL) {
@@ -173,15 +287,18 @@ char *job_to_json(const struct job *j)
 /* ---- parsing ----------------------------------------------------------- */
 
 static const char *const known_fields[] = {
-    "id",   "name",    "kind",    "command",    "argv",     "interpreter",     "script",
-    "env",  "workdir", "timeout", "kill_grace", "priority", "idempotency_key", "labels",
-    "tool", "args",
+    "id",        "name",      "kind",    "command",    "argv",     "interpreter",     "script",
+    "env",       "workdir",   "timeout", "kill_grace", "priority", "idempotency_key", "labels",
+    "resources", "isolation", "tool",    "args",
 };
 /* Fields that later versions give a meaning. This one cannot honour them:
  * a job that asks for "isolation" must not run without it, so they are
  * errors that say so, not unknown-field errors with a "did you mean". */
 static const char *const reserved_fields[] = {
-    "resources", "isolation", "container", "retries", "capabilities", "secrets",
+    "container",
+    "retries",
+    "capabilities",
+    "secrets",
 };
 
 struct ctx {
@@ -260,7 +377,7 @@ static int unknown_field(struct ctx *c, const char *key)
   return fail(c, &p, 1, 1,
               "unknown field \"%.60s\": known fields are id, name, kind, command, argv, "
               "interpreter, script, env, workdir, timeout, kill_grace, priority, "
-              "idempotency_key, labels, tool, args",
+              "idempotency_key, labels, resources, isolation, tool, args",
               key);
 }
 
@@ -367,6 +484,216 @@ static int get_argv(struct ctx *c, struct job *j, const json_t *v)
   return 0;
 }
 
+/* ---- "resources" and "isolation" (issue 8) ---- */
+
+#define MAX_CPUS 4096.0
+#define MAX_PIDS 4194304 /* the kernel's PID_MAX_LIMIT */
+
+/* The nearest known key of a sub-object, for "did you mean". */
+static int unknown_sub(struct ctx *c, const char *obj, const char *key, const char *const *known,
+                       size_t n, const char *list)
+{
+  struct jsonpos_seg p[2] = {{obj, 0}, {key, 0}};
+  for (size_t i = 0; i < n; i++) {
+    size_t d = edit_distance(key, known[i]);
+    if (d < 3 && d * 3 <= strlen(known[i]))
+      return fail(c, p, 2, 1, "unknown field \"%s.%.60s\" (did you mean \"%s\"?)", obj, key,
+                  known[i]);
+  }
+  return fail(c, p, 2, 1, "unknown field \"%s.%.60s\": known fields are %s", obj, key, list);
+}
+
+static int sub_size(struct ctx *c, const char *obj, const char *key, const json_t *v, uint64_t min,
+                    const char *example, uint64_t *out)
+{
+  struct jsonpos_seg p[2] = {{obj, 0}, {key, 0}};
+  char got[64], minbuf[32];
+  int ok;
+  describe(v, got, sizeof got);
+  if (json_is_string(v))
+    ok = units_parse_size(json_string_value(v), out) == 0;
+  else if ((ok = json_is_integer(v) && json_integer_value(v) >= 0))
+    *out = (uint64_t)json_integer_value(v);
+  if (!ok)
+    return fail(c, p, 2, 0,
+                "\"%s.%s\" must be a size like \"%s\" (K, M, G: powers of 1024) or a "
+                "number of bytes, got %s",
+                obj, key, example, got);
+  if (*out < min) {
+    units_fmt_size(minbuf, sizeof minbuf, min);
+    return fail(c, p, 2, 0, "\"%s.%s\" must be at least %s, got %s", obj, key, minbuf, got);
+  }
+  return 0;
+}
+
+static int sub_bool(struct ctx *c, const char *obj, const char *key, const json_t *v, int *out)
+{
+  struct jsonpos_seg p[2] = {{obj, 0}, {key, 0}};
+  char got[64];
+  if (!json_is_boolean(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 2, 0, "\"%s.%s\" must be true or false, got %s", obj, key, got);
+  }
+  *out = json_is_true(v);
+  return 0;
+}
+
+static int get_resources(struct ctx *c, struct job *j, const json_t *v)
+{
+  static const char *const known[] = {"memory", "cpus", "pids"};
+  struct jsonpos_seg p[2] = {{"resources", 0}, {NULL, 0}};
+  struct job_resources *rs = &j->resources;
+  const char *k;
+  json_t *val;
+  char got[64];
+
+  if (!json_is_object(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 1, 0,
+                "\"resources\" must be an object like {\"memory\": \"256M\", \"cpus\": 1.5, "
+                "\"pids\": 100}, got %s",
+                got);
+  }
+  json_object_foreach((json_t *)v, k, val)
+  {
+    p[1].key = k;
+    describe(val, got, sizeof got);
+    if (strcmp(k, "memory") == 0) {
+      if (sub_size(c, "resources", k, val, 1u << 20, "256M", &rs->memory_bytes) < 0)
+        return -1;
+    } else if (strcmp(k, "cpus") == 0) {
+      double d = json_is_number(val) ? json_number_value(val) : -1;
+      /* cpu.max / cfs_quota_us take at least 1 ms per 100 ms period. */
+      if (d < 0.01 || d > MAX_CPUS)
+        return fail(c, p, 2, 0,
+                    "\"resources.cpus\" must be a number of CPUs from 0.01 to %g like 1.5, "
+                    "got %s",
+                    MAX_CPUS, got);
+      rs->cpus = d;
+    } else if (strcmp(k, "pids") == 0) {
+      if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+          json_integer_value(val) > MAX_PIDS)
+        return fail(c, p, 2, 0, "\"resources.pids\" must be a whole number from 1 to %d, got %s",
+                    MAX_PIDS, got);
+      rs->pids = (uint32_t)json_integer_value(val);
+    } else {
+      return unknown_sub(c, "resources", k, known, ARRAY_SIZE(known), "memory, cpus, pids");
+    }
+  }
+  return 0;
+}
+
+/* RFC 1123 host name label characters, at most 64 bytes (the kernel's limit). */
+static int hostname_ok(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.')
+    return 0;
+  for (const char *q = s; *q; q++)
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+          *q == '-' || *q == '.'))
+      return 0;
+  return 1;
+}
+
+static int get_mounts(struct ctx *c, struct job_isolation *iso, const json_t *v)
+{
+  struct jsonpos_seg p[3] = {{"isolation", 0}, {"mounts", 0}, {NULL, 0}};
+  size_t n = json_array_size(v);
+  char got[64], msg[300];
+
+  if (!json_is_array(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 2, 0,
+                "\"isolation.mounts\" must be an array like [\"/data:/data:ro\"], got %s", got);
+  }
+  iso->mounts = xcalloc(n + 1, sizeof *iso->mounts);
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(v, i);
+    p[2].index = i;
+    if (!json_is_string(e)) {
+      describe(e, got, sizeof got);
+      return fail(c, p, 3, 0,
+                  "\"isolation.mounts[%zu]\" must be a string like \"SRC:DST:ro\", got %s", i, got);
+    }
+    if (job_mount_parse(json_string_value(e), &iso->mounts[i], msg, sizeof msg) < 0)
+      return fail(c, p, 3, 0, "\"isolation.mounts[%zu]\": %s", i, msg);
+    iso->nmounts = i + 1;
+  }
+  return 0;
+}
+
+static int get_isolation(struct ctx *c, struct job *j, const json_t *v)
+{
+  static const char *const known[] = {"network", "read_only",     "read_only_workdir", "mounts",
+                                      "user",    "pid_namespace", "hostname",          "tmp_size"};
+  struct jsonpos_seg p[2] = {{"isolation", 0}, {NULL, 0}};
+  struct job_isolation *iso = &j->isolation;
+  const char *k;
+  json_t *val;
+  char got[64];
+
+  if (!json_is_object(v)) {
+    describe(v, got, sizeof got);
+    return fail(c, p, 1, 0,
+                "\"isolation\" must be an object like {\"network\": \"none\", \"read_only\": "
+                "true}, got %s",
+                got);
+  }
+  json_object_foreach((json_t *)v, k, val)
+  {
+    p[1].key = k;
+    describe(val, got, sizeof got);
+    if (strcmp(k, "network") == 0) {
+      if (json_is_string(val) && strcmp(json_string_value(val), "none") == 0)
+        iso->network = JOB_NET_NONE;
+      else if (json_is_string(val) && strcmp(json_string_value(val), "host") == 0)
+        iso->network = JOB_NET_HOST;
+      else
+        return fail(c, p, 2, 0, "\"isolation.network\" must be \"none\" or \"host\", got %s", got);
+    } else if (strcmp(k, "read_only") == 0) {
+      if (sub_bool(c, "isolation", k, val, &iso->read_only) < 0)
+        return -1;
+    } else if (strcmp(k, "read_only_workdir") == 0) {
+      if (sub_bool(c, "isolation", k, val, &iso->read_only_workdir) < 0)
+        return -1;
+    } else if (strcmp(k, "pid_namespace") == 0) {
+      if (sub_bool(c, "isolation", k, val, &iso->pid_namespace) < 0)
+        return -1;
+    } else if (strcmp(k, "mounts") == 0) {
+      if (get_mounts(c, iso, val) < 0)
+        return -1;
+    } else if (strcmp(k, "user") == 0) {
+      if (!json_is_string(val) || json_string_length(val) == 0 ||
+          strlen(json_string_value(val)) != json_string_length(val))
+        return fail(c, p, 2, 0,
+                    "\"isolation.user\" must be a user name or uid[:gid] like \"nobody\" or "
+                    "\"1000:1000\", got %s",
+                    got);
+      iso->user = xstrdup(json_string_value(val));
+    } else if (strcmp(k, "hostname") == 0) {
+      if (!json_is_string(val) || !hostname_ok(json_string_value(val)))
+        return fail(c, p, 2, 0,
+                    "\"isolation.hostname\" must be 1 to 64 letters, digits, '-' or '.', got %s",
+                    got);
+      iso->hostname = xstrdup(json_string_value(val));
+    } else if (strcmp(k, "tmp_size") == 0) {
+      if (sub_size(c, "isolation", k, val, 1u << 20, "64M", &iso->tmp_size) < 0)
+        return -1;
+    } else {
+      return unknown_sub(c, "isolation", k, known, ARRAY_SIZE(known),
+                         "network, read_only, read_only_workdir, mounts, user, pid_namespace, "
+                         "hostname, tmp_size");
+    }
+  }
+  /* Options that only mean something with another: said, not ignored. */
+  if ((iso->read_only_workdir || iso->tmp_size) && !iso->read_only) {
+    p[1].key = iso->read_only_workdir ? "read_only_workdir" : "tmp_size";
+    return fail(c, p, 2, 1, "\"isolation.%s\" needs \"read_only\": true", p[1].key);
+  }
+  return 0;
+}
+
 static int in_list(const char *key, const char *const *list, size_t n)
 {
   for (size_t i = 0; i < n; i++)
@@ -463,6 +790,10 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
     j->priority = (int)json_integer_value(v);
     return 0;
   }
+  if (strcmp(key, "resources") == 0)
+    return get_resources(c, j, v);
+  if (strcmp(key, "isolation") == 0)
+    return get_isolation(c, j, v);
   if (in_list(key, reserved_fields, ARRAY_SIZE(reserved_fields)))
     return fail(c, &p, 1, 1,
                 "\"%s\" is not supported by this version of drover: remove it to run the job "
@@ -472,12 +803,13 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
 }
 
 /* A tool job: "tool" and "args", nothing that would change how its
- * program runs (env such as LD_PRELOAD, a workdir): the runner's policy
- * alone decides that. */
+ * program runs (env such as LD_PRELOAD, a workdir) or what it sees
+ * (isolation's mounts could bind a host folder into a tool root): the
+ * runner's policy alone decides that. "resources" (limits) may be set. */
 static int check_tool(struct ctx *c, struct job *j, const json_t *root)
 {
-  static const char *const unused[] = {"command", "argv", "interpreter",
-                                       "script",  "env",  "workdir"};
+  static const char *const unused[] = {"command", "argv",    "interpreter", "script",
+                                       "env",     "workdir", "isolation"};
   for (size_t i = 0; i < ARRAY_SIZE(unused); i++) {
     if (json_object_get(root, unused[i])) {
       struct jsonpos_seg p = {unused[i], 0};

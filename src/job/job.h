@@ -18,6 +18,50 @@ struct job_kv {
   char *value;
 };
 
+/* ---- sandbox: limits and isolation (issue 8; docs/sandbox.md) ---- */
+
+/* Limits of the job's cgroup; 0 in a field: no limit of that kind. */
+struct job_resources {
+  uint64_t memory_bytes; /* "memory": "256M" */
+  double cpus;           /* "cpus": 1.5 (CPU time per wall second) */
+  uint32_t pids;         /* "pids": 100 (processes and threads at once) */
+};
+
+/* A path bound into a job that has a mount namespace. */
+struct job_mount {
+  char *src; /* absolute path on the host */
+  char *dst; /* absolute path the job sees */
+  int read_only;
+};
+
+enum job_network { JOB_NET_HOST = 0, JOB_NET_NONE };
+
+/* Opt-in isolation; all zero: none (the job shares the runner's view). */
+struct job_isolation {
+  enum job_network network; /* "network": "none": own namespace, only lo */
+  int read_only;            /* "/" read-only, private /tmp, workdir writable ... */
+  int read_only_workdir;    /* ... unless this */
+  struct job_mount *mounts; /* "mounts": ["SRC:DST", "SRC:DST:ro"] */
+  size_t nmounts;
+  char *user;        /* "user": name or uid[:gid]; NULL: the runner's */
+  int pid_namespace; /* own PID namespace, /proc remounted */
+  char *hostname;    /* own UTS namespace with this name; NULL: none */
+  uint64_t tmp_size; /* bytes of the private /tmp tmpfs; 0: JOB_DEFAULT_TMP_SIZE */
+};
+
+#define JOB_DEFAULT_TMP_SIZE (64ull << 20)
+
+/* 1 when iso asks for anything at all. */
+int job_isolation_any(const struct job_isolation *iso);
+/* 1 when the job needs a mount namespace (read_only, mounts, pid_namespace). */
+int job_isolation_mount_ns(const struct job_isolation *iso);
+/* Deep copy (d is overwritten, not released) and release. */
+void job_isolation_copy(struct job_isolation *d, const struct job_isolation *s);
+void job_isolation_release(struct job_isolation *iso);
+/* Parses "SRC:DST[:ro]" (both absolute) into m; 0, or -1 with a message for
+ * the user in err. */
+int job_mount_parse(const char *text, struct job_mount *m, char *err, size_t errlen);
+
 struct job {
   char id[129]; /* given (id_valid) or a generated UUIDv7 */
   char *name;   /* NULL when absent */
@@ -37,6 +81,9 @@ struct job {
   struct job_kv *labels;
   size_t nlabels;
   unsigned attempt; /* 1 for the first run; set by the runner, not the document */
+  /* sandbox (issue 8) */
+  struct job_resources resources;
+  struct job_isolation isolation;
   /* tool (docs/tools.md): a built-in tool and its arguments. A tool job has
    * no command, env or workdir of its own. */
   char *tool;       /* "file_read", ... (tools_known checks the name when it runs) */
@@ -57,8 +104,8 @@ struct job_error {
 /* Parses a job document (JSON text, len bytes, need not be NUL-terminated)
  * into j, which the caller provides and must job_release() on success.
  * Unknown fields are errors (a typo must not be silently ignored), and so are
- * the fields that later versions give a meaning ("resources", "isolation",
- * "container", "retries", "capabilities", "secrets"): "not supported
+ * the fields that later versions give a meaning ("container", "retries",
+ * "capabilities", "secrets"): "not supported
  * by this version of drover", since running without them would pretend a
  * limit holds. Durations are duration strings or numbers of seconds; a
  * positive number below 1 ms becomes 1 ms (only 0 means no limit). A byte

@@ -13,6 +13,77 @@ static char *dup_or_null(const char *s)
   return s && *s ? xstrdup(s) : NULL;
 }
 
+/* ---- sandbox fields (issue 8) ---- */
+
+static void sandbox_from_pb(struct job *j, const pb_JobSpec *s)
+{
+  const Drover__V1__Isolation *p = s->isolation;
+  struct job_isolation *iso = &j->isolation;
+
+  if (s->resources) {
+    j->resources.cpus = s->resources->cpu;
+    j->resources.memory_bytes = s->resources->memory_bytes;
+    j->resources.pids = s->resources->pids;
+  }
+  if (!p)
+    return;
+  iso->network = p->network && strcmp(p->network, "none") == 0 ? JOB_NET_NONE : JOB_NET_HOST;
+  iso->read_only = p->read_only;
+  iso->read_only_workdir = p->read_only_workdir;
+  iso->pid_namespace = p->pid_namespace;
+  iso->user = dup_or_null(p->user);
+  iso->hostname = dup_or_null(p->hostname);
+  iso->tmp_size = p->tmp_size_bytes;
+  if (p->n_mounts) {
+    iso->mounts = xcalloc(p->n_mounts, sizeof(*iso->mounts));
+    for (size_t i = 0; i < p->n_mounts; i++) {
+      iso->mounts[i].src = xstrdup(p->mounts[i]->source);
+      iso->mounts[i].dst = xstrdup(p->mounts[i]->target);
+      iso->mounts[i].read_only = p->mounts[i]->read_only;
+    }
+    iso->nmounts = p->n_mounts;
+  }
+}
+
+static void sandbox_to_pb(pb_JobSpec *s, const struct job *j)
+{
+  const struct job_resources *rs = &j->resources;
+  const struct job_isolation *iso = &j->isolation;
+
+  if (rs->memory_bytes || rs->cpus > 0 || rs->pids) {
+    Drover__V1__Resources *r = xmalloc(sizeof(*r));
+    drover__v1__resources__init(r);
+    r->cpu = rs->cpus;
+    r->memory_bytes = rs->memory_bytes;
+    r->pids = rs->pids;
+    s->resources = r;
+  }
+  if (!job_isolation_any(iso))
+    return;
+  Drover__V1__Isolation *p = xmalloc(sizeof(*p));
+  drover__v1__isolation__init(p);
+  p->network = iso->network == JOB_NET_NONE ? xstrdup("none") : NULL;
+  p->read_only = iso->read_only;
+  p->read_only_workdir = iso->read_only_workdir;
+  p->pid_namespace = iso->pid_namespace;
+  p->user = dup_or_null(iso->user);
+  p->hostname = dup_or_null(iso->hostname);
+  p->tmp_size_bytes = iso->tmp_size;
+  if (iso->nmounts) {
+    p->mounts = xcalloc(iso->nmounts, sizeof(*p->mounts));
+    for (size_t i = 0; i < iso->nmounts; i++) {
+      Drover__V1__Mount *m = xmalloc(sizeof(*m));
+      drover__v1__mount__init(m);
+      m->source = xstrdup(iso->mounts[i].src);
+      m->target = xstrdup(iso->mounts[i].dst);
+      m->read_only = iso->mounts[i].read_only;
+      p->mounts[i] = m;
+    }
+    p->n_mounts = iso->nmounts;
+  }
+  s->isolation = p;
+}
+
 int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
 {
   if (job_spec_check(s, err, errlen) < 0) {
@@ -67,6 +138,7 @@ int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
     }
     j->nlabels = s->n_labels;
   }
+  sandbox_from_pb(j, s);
   return 0;
 }
 
@@ -126,6 +198,7 @@ pb_JobSpec *job_to_pb(const struct job *j)
     }
     s->n_labels = j->nlabels;
   }
+  sandbox_to_pb(s, j);
   return s;
 }
 
@@ -181,6 +254,10 @@ pb_JobResult *job_result_to_pb(const struct job_result *r)
   p->stderr_bytes = r->bytes[JOB_STDERR];
   p->error = dup_or_null(r->error);
   p->attempt = r->attempt;
+  p->memory_peak_bytes = r->memory_peak_known ? r->memory_peak_kb * 1024 : 0;
+  p->cpu_usage_us = r->cpu_usage_known ? r->cpu_usage_us : 0;
+  p->pids_peak = r->pids_peak;
+  p->oom_killed = r->oom_killed;
   if (r->progress.percent >= 0 || r->progress.stage || r->progress.message) {
     pb_Progress *pr = xmalloc(sizeof(*pr));
     drover__v1__progress__init(pr);
@@ -211,6 +288,12 @@ void job_result_from_pb(struct job_result *r, const pb_JobResult *p)
   r->bytes[JOB_STDERR] = p->stderr_bytes;
   r->error = dup_or_null(p->error);
   r->attempt = p->attempt ? p->attempt : 1;
+  r->memory_peak_known = p->memory_peak_bytes > 0;
+  r->memory_peak_kb = p->memory_peak_bytes / 1024;
+  r->cpu_usage_known = p->cpu_usage_us > 0;
+  r->cpu_usage_us = p->cpu_usage_us;
+  r->pids_peak = p->pids_peak;
+  r->oom_killed = p->oom_killed;
   if (p->progress) {
     r->progress.percent = p->progress->percent;
     r->progress.stage = dup_or_null(p->progress->stage);

@@ -112,6 +112,15 @@ char *job_result_to_json(const struct job *j, const struct job_result *r, void *
   json_object_set_new(o, "progress", progress);
   json_object_set_new(o, "attempt", json_integer(r->attempt));
   json_object_set_new(o, "exit", json_integer(job_result_exit_code(r)));
+  json_object_set_new(o, "memory_peak_kb",
+                      r->memory_peak_known ? json_integer((json_int_t)r->memory_peak_kb)
+                                           : json_null());
+  json_object_set_new(o, "cpu_usage_ms",
+                      r->cpu_usage_known ? json_integer((json_int_t)(r->cpu_usage_us / 1000))
+                                         : json_null());
+  json_object_set_new(o, "pids_peak",
+                      r->pids_peak ? json_integer((json_int_t)r->pids_peak) : json_null());
+  json_object_set_new(o, "oom_killed", json_boolean(r->oom_killed));
   if (extra && json_is_object((json_t *)extra))
     json_object_update(o, (json_t *)extra);
   out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

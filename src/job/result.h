@@ -40,6 +40,13 @@ struct job_result {
   char *error; /* NULL or text: "workdir '/nope': No such file or directory" */
   struct job_progress progress;
   unsigned attempt;
+  /* sandbox (issue 8): measured on the job's cgroup, when it had one. */
+  uint64_t memory_peak_kb; /* all the job's processes together, at once ... */
+  int memory_peak_known;   /* ... when 1; else JSON null */
+  uint64_t cpu_usage_us;   /* user + system of every process that ran in it ... */
+  int cpu_usage_known;     /* ... when 1 */
+  uint64_t pids_peak;      /* most processes at once; 0: unknown (JSON null) */
+  int oom_killed;          /* the kernel's OOM killer killed a process of the job */
 };
 
 void job_result_init(struct job_result *r);
@@ -53,7 +60,8 @@ int job_result_exit_code(const struct job_result *r);
  * {"id","name","status","exit_code","signal","started_at","finished_at",
  *  "duration_ms","max_rss_kb" (null unless max_rss_known),"cpu_user_ms","cpu_sys_ms",
  *  "stdout":{"lines","bytes"},"stderr":{"lines","bytes"},"error","progress",
- *  "attempt", ...}. `extra` (may be NULL) is a jansson object merged in. */
+ *  "attempt","memory_peak_kb","cpu_usage_ms","pids_peak" (null when not measured),
+ *  "oom_killed", ...}. `extra` (may be NULL) is a jansson object merged in. */
 char *job_result_to_json(const struct job *j, const struct job_result *r, void *extra);
 
 #endif

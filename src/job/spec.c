@@ -27,8 +27,9 @@ static int check_tool(const pb_JobSpec *s, char *err, size_t errlen)
   if (!empty(s->command) || s->n_argv || !empty(s->interpreter) || !empty(s->script))
     FAIL("a tool job takes \"tool\" and \"args\" (not \"command\", \"argv\", \"interpreter\" or "
          "\"script\")");
-  if (s->n_env || !empty(s->workdir) || s->stdin)
-    FAIL("a tool job takes no env, workdir or stdin: the runner's tool policy decides how it runs");
+  if (s->n_env || !empty(s->workdir) || s->stdin || s->isolation)
+    FAIL("a tool job takes no env, workdir, stdin or isolation: the runner's tool policy decides "
+         "how it runs");
   if (!empty(s->tool_args)) {
     json_t *a = json_loads(s->tool_args, JSON_REJECT_DUPLICATES, NULL);
     int ok = json_is_object(a);
@@ -36,6 +37,41 @@ static int check_tool(const pb_JobSpec *s, char *err, size_t errlen)
     if (!ok)
       FAIL("\"args\" must be a JSON object of the tool's arguments like {\"path\": \"a.txt\"}");
   }
+  return 0;
+}
+
+/* The same bounds as a job file's "resources" and "isolation" (job.c). */
+static int spec_check_sandbox(const pb_JobSpec *s, char *err, size_t errlen)
+{
+  const Drover__V1__Resources *r = s->resources;
+  const Drover__V1__Isolation *iso = s->isolation;
+
+  if (r) {
+    if (r->cpu != 0 && !(r->cpu >= 0.01 && r->cpu <= 4096))
+      FAIL("\"resources.cpus\" must be a number of CPUs from 0.01 to 4096");
+    if (r->memory_bytes && r->memory_bytes < (1u << 20))
+      FAIL("\"resources.memory\" must be at least 1M");
+    if (r->pids > 4194304)
+      FAIL("\"resources.pids\" must be from 1 to 4194304");
+  }
+  if (!iso)
+    return 0;
+  if (!empty(iso->network) && strcmp(iso->network, "none") != 0 &&
+      strcmp(iso->network, "host") != 0)
+    FAIL("\"isolation.network\" must be \"none\" or \"host\", got \"%.60s\"", iso->network);
+  if ((iso->read_only_workdir || iso->tmp_size_bytes) && !iso->read_only)
+    FAIL("\"isolation.%s\" needs \"read_only\": true",
+         iso->read_only_workdir ? "read_only_workdir" : "tmp_size");
+  if (iso->tmp_size_bytes && iso->tmp_size_bytes < (1u << 20))
+    FAIL("\"isolation.tmp_size\" must be at least 1M");
+  for (size_t i = 0; i < iso->n_mounts; i++) {
+    const Drover__V1__Mount *m = iso->mounts[i];
+    if (empty(m->source) || empty(m->target) || m->source[0] != '/' || m->target[0] != '/' ||
+        strchr(m->source, ':') || strchr(m->target, ':'))
+      FAIL("\"isolation.mounts[%zu]\": both paths must be absolute, without ':'", i);
+  }
+  if (!empty(iso->hostname) && strlen(iso->hostname) > 64)
+    FAIL("\"isolation.hostname\" must be at most 64 characters");
   return 0;
 }
 
@@ -81,8 +117,8 @@ int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
     if (e->secret)
       FAIL("secret env \"%.60s\": secrets are not supported by this version of drover", e->name);
   }
-  if (s->resources)
-    FAIL("\"resources\" (cpu, memory, pids limits) is not supported by this version of drover");
+  if (spec_check_sandbox(s, err, errlen) < 0)
+    return -1;
   if (s->priority > SPEC_MAX_PRIORITY || s->priority < -SPEC_MAX_PRIORITY)
     FAIL("\"priority\" must be from -%d to %d", SPEC_MAX_PRIORITY, SPEC_MAX_PRIORITY);
   if (s->max_attempts > SPEC_MAX_ATTEMPTS)

@@ -162,7 +162,8 @@ def test_coord_idempotency_key_dedupes(srv, pb, api):
 
 def test_coord_rejects_what_it_cannot_honour(srv, pb, api):
     for spec, word in [
-        (dict(command="x", resources=pb.jobs.Resources(cpu=1)), "resources"),
+        (dict(command="x", resources=pb.jobs.Resources(cpu=0.001)), "resources.cpus"),
+        (dict(command="x", isolation=pb.jobs.Isolation(network="nonee")), "isolation.network"),
         (dict(kind=pb.jobs.JOB_KIND_CONTAINER, command="x"), "container"),
         (dict(kind=pb.jobs.JOB_KIND_EXEC), "argv"),
         (dict(command="x", env=[pb.jobs.EnvVar(name="A", value="b", secret=True)]), "secret"),

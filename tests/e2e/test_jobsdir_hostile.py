@@ -469,9 +469,9 @@ def test_jobsdir_temporary_files_left_by_a_crash_are_removed(agent, jobs):
 def test_jobsdir_reserved_fields_are_refused(agent, jobs, tmp_path):
     agent()
     drop(jobs, "iso.json", '{"command": "touch ' + str(tmp_path / "ran") + '",\n'
-         ' "isolation": {"network": "none"}}')
+         ' "secrets": {"name": "x"}}')
     assert error_text(jobs, "iso.json") == (
-        f"error: job file '{jobs}/iso.json': line 2, column 2: \"isolation\" is not supported by "
+        f"error: job file '{jobs}/iso.json': line 2, column 2: \"secrets\" is not supported by "
         "this version of drover: remove it to run the job without it\n")
     assert not (tmp_path / "ran").exists()
 

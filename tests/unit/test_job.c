@@ -129,8 +129,7 @@ static void test_job_bom_and_nul(void **state)
  * must not run without it. */
 static void test_job_reserved_fields_are_errors(void **state)
 {
-  static const char *const names[] = {"resources", "isolation",    "container",
-                                      "retries",   "capabilities", "secrets"};
+  static const char *const names[] = {"container", "retries", "capabilities", "secrets"};
   for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
     char *doc = xasprintf("{\"command\": \"x\",\n  \"%s\": {}}", names[i]);
     char *msg = xasprintf("\"%s\" is not supported by this version of drover: remove it to run "
@@ -201,7 +200,7 @@ static void test_job_field_errors(void **state)
   parse_bad("{\"command\": \"x\", \"colour\": 1}", 1, 18, "colour",
             "unknown field \"colour\": known fields are id, name, kind, command, argv, "
             "interpreter, script, env, workdir, timeout, kill_grace, priority, idempotency_key, "
-            "labels, tool, args");
+            "labels, resources, isolation, tool, args");
   parse_bad("{\"command\": \"x\",\n \"argv\": [\"a\"]}", 2, 2, "argv",
             "\"command\" and \"argv\" cannot both be set: a shell job takes \"command\", an exec "
             "job takes \"argv\"");
@@ -311,6 +310,82 @@ static void test_job_error_format_and_file(void **state)
   job_release(&j);
 }
 
+/* ---- sandbox fields (issue 8) ---- */
+
+static void test_job_resources_and_isolation_round_trip(void **state)
+{
+  struct job j, back;
+  parse_ok(&j, "{\"command\": \"x\", \"resources\": {\"memory\": \"256M\", \"cpus\": 1.5, "
+               "\"pids\": 100}, \"isolation\": {\"network\": \"none\", \"read_only\": true, "
+               "\"read_only_workdir\": true, \"mounts\": [\"/a:/b\", \"/c:/d:ro\"], "
+               "\"user\": \"nobody\", \"pid_namespace\": true, \"hostname\": \"box-1\", "
+               "\"tmp_size\": \"16M\"}}");
+  assert_int_equal(j.resources.memory_bytes, 256u << 20);
+  assert_true(j.resources.cpus == 1.5);
+  assert_int_equal(j.resources.pids, 100);
+  assert_int_equal(j.isolation.network, JOB_NET_NONE);
+  assert_true(j.isolation.read_only && j.isolation.read_only_workdir && j.isolation.pid_namespace);
+  assert_int_equal(j.isolation.nmounts, 2);
+  assert_string_equal(j.isolation.mounts[1].src, "/c");
+  assert_string_equal(j.isolation.mounts[1].dst, "/d");
+  assert_true(j.isolation.mounts[1].read_only && !j.isolation.mounts[0].read_only);
+  assert_string_equal(j.isolation.user, "nobody");
+  assert_string_equal(j.isolation.hostname, "box-1");
+  assert_int_equal(j.isolation.tmp_size, 16u << 20);
+  char *out = job_to_json(&j);
+  parse_ok(&back, out);
+  char *again = job_to_json(&back);
+  assert_string_equal(out, again);
+  assert_non_null(strstr(out, "\"memory\": \"256M\""));
+  assert_non_null(strstr(out, "\"/c:/d:ro\""));
+  free(out);
+  free(again);
+  job_release(&back);
+  job_release(&j);
+  /* Nothing asked: neither object is written. */
+  parse_ok(&j, "{\"command\": \"x\", \"resources\": {}, \"isolation\": {\"network\": \"host\"}}");
+  out = job_to_json(&j);
+  assert_null(strstr(out, "resources"));
+  assert_null(strstr(out, "isolation"));
+  free(out);
+  job_release(&j);
+}
+
+static void test_job_resources_and_isolation_errors(void **state)
+{
+  parse_bad("{\"command\": \"x\",\n \"resources\": {\"memory\": \"lots\"}}", 2, 26,
+            "resources.memory",
+            "\"resources.memory\" must be a size like \"256M\" (K, M, G: powers of 1024) or a "
+            "number of bytes, got \"lots\"");
+  parse_bad("{\"command\": \"x\", \"resources\": {\"memory\": 1000}}", 1, 42, "resources.memory",
+            "\"resources.memory\" must be at least 1M, got 1000");
+  parse_bad("{\"command\": \"x\", \"resources\": {\"cpus\": 0}}", 1, 40, "resources.cpus",
+            "\"resources.cpus\" must be a number of CPUs from 0.01 to 4096 like 1.5, got 0");
+  parse_bad("{\"command\": \"x\", \"resources\": {\"pids\": 1.5}}", 1, 40, "resources.pids",
+            "\"resources.pids\" must be a whole number from 1 to 4194304, got 1.5");
+  parse_bad("{\"command\": \"x\", \"resources\": {\"memroy\": \"1G\"}}", 1, 32, "resources.memroy",
+            "unknown field \"resources.memroy\" (did you mean \"memory\"?)");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"network\": \"off\"}}", 1, 43,
+            "isolation.network", "\"isolation.network\" must be \"none\" or \"host\", got \"off\"");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"mounts\": [\"/a\"]}}", 1, 43,
+            "isolation.mounts[0]",
+            "\"isolation.mounts[0]\": mount \"/a\" must look like \"SRC:DST\" or \"SRC:DST:ro\"");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"mounts\": [\"a:/b\"]}}", 1, 43,
+            "isolation.mounts[0]",
+            "\"isolation.mounts[0]\": mount \"a:/b\": both paths must be absolute");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"read_only_workdir\": true}}", 1, 32,
+            "isolation.read_only_workdir",
+            "\"isolation.read_only_workdir\" needs \"read_only\": true");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"hostname\": \"a b\"}}", 1, 44,
+            "isolation.hostname",
+            "\"isolation.hostname\" must be 1 to 64 letters, digits, '-' or '.', got \"a b\"");
+  parse_bad("{\"command\": \"x\", \"isolation\": {\"pid_namespace\": 1}}", 1, 49,
+            "isolation.pid_namespace", "\"isolation.pid_namespace\" must be true or false, got 1");
+  parse_bad("{\"command\": \"x\", \"isolation\": []}", 1, 31, "isolation",
+            "\"isolation\" must be an object like {\"network\": \"none\", \"read_only\": true}, "
+            "got an array");
+}
+
 int main(int argc, char **argv)
 {
   /* argv[1]: run only the cases matching this pattern, e.g. "test_exec_timeout*" */
@@ -328,6 +403,8 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_job_bom_and_nul),
       cmocka_unit_test(test_job_reserved_fields_are_errors),
       cmocka_unit_test(test_job_tiny_durations_round_up),
+      cmocka_unit_test(test_job_resources_and_isolation_round_trip),
+      cmocka_unit_test(test_job_resources_and_isolation_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

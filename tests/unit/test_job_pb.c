@@ -78,9 +78,24 @@ static void test_job_pb_unsupported_is_refused(void **state)
   s.command = "true";
   Drover__V1__Resources res = DROVER__V1__RESOURCES__INIT;
   s.resources = &res;
+  res.cpu = 0.001; /* below what cpu.max can hold */
   assert_int_equal(job_spec_check(&s, err, sizeof(err)), -1);
-  assert_non_null(strstr(err, "resources"));
+  assert_non_null(strstr(err, "resources.cpus"));
+  res.cpu = 1.5;
+  assert_int_equal(job_spec_check(&s, err, sizeof(err)), 0);
   s.resources = NULL;
+  Drover__V1__Isolation iso = DROVER__V1__ISOLATION__INIT;
+  s.isolation = &iso;
+  iso.network = "nonee";
+  assert_int_equal(job_spec_check(&s, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "isolation.network"));
+  iso.network = "none";
+  iso.read_only_workdir = 1;
+  assert_int_equal(job_spec_check(&s, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "needs \"read_only\""));
+  iso.read_only = 1;
+  assert_int_equal(job_spec_check(&s, err, sizeof(err)), 0);
+  s.isolation = NULL;
   s.stdin = 1;
   s.max_attempts = 2;
   assert_int_equal(job_spec_check(&s, err, sizeof(err)), -1);

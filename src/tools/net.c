@@ -136,13 +136,14 @@ static int parse_url(struct tools_ctx *t, const char *url, int check_host, CURLU
   int rc = 0;
   *u = curl_url();
   if (curl_url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+      curl_url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
     rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL,
                     "\"url\" '%.200s' is not a URL like https://host/path", url);
   } else if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
                     "url '%.200s' refused: only http and https are fetched", url);
+  } else if (curl_url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL, "\"url\" '%.200s' has no host", url);
   } else if (check_host && !host_allowed(t, host)) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
                     "host '%s' refused by --fetch-allow: the runner allows %s%s", host,

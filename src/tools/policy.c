@@ -41,6 +41,14 @@ static int add_roots(struct tools_policy *p, size_t *cap, const struct cfg_list 
     }
     char opt[32];
     snprintf(opt, sizeof opt, "--%s", flag);
+    if (p->isolate) {
+      /* Bound at their canonical path: a root under /tmp would otherwise be
+       * hidden by the sandbox's private /tmp. */
+      struct job_isolation *iso = &p->isolation;
+      iso->mounts = xrealloc(iso->mounts, (iso->nmounts + 1) * sizeof *iso->mounts);
+      iso->mounts[iso->nmounts++] = (struct job_mount){xstrdup(r.v[0].path), xstrdup(r.v[0].path),
+                                                       strcmp(flag, "tool-root") == 0};
+    }
     /* As given (made absolute), not canonical: tool-exec resolves it again
      * and keeps both, so a path written through a linked alias still matches. */
     push(p, cap, opt, r.v[0].given);
@@ -82,6 +90,12 @@ int tools_policy_setup(struct tools_policy *p, char *err, size_t errlen)
     free(copy);
   }
   push(p, &cap, exe, "tool-exec");
+  memset(&p->isolation, 0, sizeof p->isolation);
+  if (p->isolate) {
+    p->isolation.network = JOB_NET_NONE;
+    p->isolation.read_only = 1;
+    p->isolation.read_only_workdir = 1;
+  }
   if (add_roots(p, &cap, &p->roots, "tool-root", err, errlen) < 0 ||
       add_roots(p, &cap, &p->write_roots, "tool-write-root", err, errlen) < 0) {
     tools_policy_release(p);
@@ -107,6 +121,7 @@ void tools_policy_release(struct tools_policy *p)
   free(p->argv);
   p->argv = NULL;
   p->argc = 0;
+  job_isolation_release(&p->isolation);
 }
 
 void tools_job_prepare(struct job *j, const struct tools_policy *p)
@@ -122,4 +137,10 @@ void tools_job_prepare(struct job *j, const struct tools_policy *p)
   for (size_t i = 0; i < p->argc; i++)
     j->tool_argv[i] = xstrdup(p->argv[i]);
   j->tool_argv[p->argc] = xstrdup(j->tool ? j->tool : "");
+  if (p->isolate) {
+    job_isolation_release(&j->isolation);
+    job_isolation_copy(&j->isolation, &p->isolation);
+    if (j->tool && (!strcmp(j->tool, "fetch_url") || !strcmp(j->tool, "web_search")))
+      j->isolation.network = JOB_NET_HOST;
+  }
 }

@@ -21,6 +21,9 @@ struct tools_policy {
   struct cfg_list fetch_allow;
   char *tools; /* "file_read,grep": the enabled subset; NULL or "": every tool */
   char *search_url;
+  int isolate; /* --tool-isolate: tool jobs ask for the sandbox's isolation */
+  /* tools_policy_setup's: with isolate, the isolation every tool job gets */
+  struct job_isolation isolation;
   /* tools_policy_setup's: [this binary, "tool-exec", the policy as words, NULL] */
   char **argv;
   size_t argc;
@@ -39,7 +42,10 @@ struct tools_policy {
   {"tools", 0, CFG_STRING, offsetof(type, f.tools), NULL, NULL, 0, 0, "LIST",                      \
    "enable only these tools (file_read,grep,...; default: all)"},                                  \
   {"search-url", 0, CFG_STRING, offsetof(type, f.search_url), NULL, NULL, 0, 0, "URL",             \
-   "web_search asks this SearXNG-compatible JSON endpoint (http://HOST/search)"}
+   "web_search asks this SearXNG-compatible JSON endpoint (http://HOST/search)"},                  \
+  {"tool-isolate", 0, CFG_BOOL, offsetof(type, f.isolate), NULL, NULL, 0, 0, NULL,                 \
+   "tool jobs ask for network none (but fetch_url, web_search), a read-only root and the roots "   \
+   "bound in; refused where the runner cannot isolate"}
 /* clang-format on */
 
 /* Checks p (every root an existing folder, made absolute; every name in
@@ -50,7 +56,11 @@ int tools_policy_setup(struct tools_policy *p, char *err, size_t errlen);
 void tools_policy_release(struct tools_policy *p);
 
 /* Makes tool job j runnable under p: j->tool_argv = p->argv + the tool's
- * name. A job of another kind is left alone. p NULL: j is left without
+ * name; with --tool-isolate, j->isolation = network none (host for
+ * fetch_url and web_search), a read-only root and workdir, every root bound
+ * at its own path (read-only), every write root bound writable. The
+ * executor applies it, or refuses the job when it cannot (it never runs
+ * without). A job of another kind is left alone. p NULL: j is left without
  * tool_argv, and fails to start ("this runner cannot run tool jobs"). */
 void tools_job_prepare(struct job *j, const struct tools_policy *p);
 

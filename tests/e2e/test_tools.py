@@ -292,3 +292,21 @@ def test_tools_exec_takes_its_policy_from_its_words_only(drover, tree):
     assert r.returncode == 126
     assert json.loads(r.stdout)["rule"] == "tool-root"
     assert SECRET not in r.stdout
+
+
+def test_tools_isolate_never_runs_without_the_sandbox(drover, tree):
+    # --tool-isolate asks the executor for network none, a read-only root
+    # and the roots bound in. A runner that cannot give it refuses the job
+    # (exit 125, the executor's reason); one that can runs it isolated. It
+    # never runs the tool without.
+    cmd = [drover, "run", *policy(tree), "--tool-isolate", "--tool", "file_write", "--args",
+           json.dumps({"path": "w/iso.txt", "content": "x"})]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=clean_env(),
+                       cwd=tree)
+    assert not SANITIZER.search(r.stderr), r.stderr
+    if r.returncode == 125:
+        assert "isolation" in r.stderr
+        assert not (tree / "root" / "w" / "iso.txt").exists()
+    else:
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"bytes": 1}

@@ -275,7 +275,7 @@ int tools_exec_main(int argc, char **argv)
   char *text = NULL;
   size_t len;
   json_t *args = NULL, *out = NULL;
-  int i, code;
+  int i, code = TOOLS_EXIT_USAGE;
 
   memset(&t, 0, sizeof t);
   tools_roots_init(&t.roots);

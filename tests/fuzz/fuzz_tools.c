@@ -1,12 +1,12 @@
 /* fuzz_tools.c - libFuzzer target: a tool call's arguments (what an AI agent
- * or any client sends) on arbitrary bytes. The first byte picks the tool, the
- * rest is its JSON arguments, run against a small tree: a root, a write root
- * inside it, links that lead out, a loop and a FIFO, and a folder outside
- * with a secret (the high bit of the first byte: the walk without openat2). The oracle: no call
- * ever returns the secret, and the file outside is never changed. The secret is random per process;
- * libFuzzer still learns it from the comparisons, so an input that holds it is skipped, and the
- * write root is emptied before every input (no secret assembled there by appends over several
- * inputs). */
+ * or any client sends) on arbitrary bytes. The first byte picks the tool (its
+ * high bit: the walk without openat2), the rest is its JSON arguments, run
+ * against a small tree: a root, a write root inside it, links that lead out,
+ * a loop and a FIFO, and a folder outside with a secret. The oracle: no call
+ * ever returns the secret, and the file outside is never changed. The secret
+ * is random per process; libFuzzer still learns it from the comparisons, so
+ * an input that holds it is skipped, and the write root is emptied before
+ * every input (no secret assembled there by appends over several inputs). */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stddef.h>

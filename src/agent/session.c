@@ -16,6 +16,7 @@
 #include "agent/session_int.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "tools/policy.h"
 
 #define SAMPLE_MS          1000 /* load figures are read this often ... */
 #define MOVED_POINTS       5.0  /* ... and sent at once when CPU or memory moved this much */
@@ -297,6 +298,11 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   s->core = core_new(loop, &co, &runs_core_ops, s);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps);
+  if (tools_policy_configured(o->tools)) {
+    /* tool jobs can do something here: --require tools finds this node */
+    s->caps = xrealloc(s->caps, (s->ncaps + 1) * sizeof(*s->caps));
+    s->caps[s->ncaps++] = xstrdup("tools");
+  }
   rc = runs_recover(s, err, errlen);
   if (rc < 0)
     return rc;

@@ -124,6 +124,12 @@ void tools_policy_release(struct tools_policy *p)
   job_isolation_release(&p->isolation);
 }
 
+int tools_policy_configured(const struct tools_policy *p)
+{
+  return p &&
+         (p->roots.n || p->write_roots.n || p->fetch_allow.n || (p->search_url && *p->search_url));
+}
+
 void tools_job_prepare(struct job *j, const struct tools_policy *p)
 {
   if (j->kind != JOB_TOOL || !p || !p->argv)

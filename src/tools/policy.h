@@ -55,6 +55,10 @@ struct tools_policy {
 int tools_policy_setup(struct tools_policy *p, char *err, size_t errlen);
 void tools_policy_release(struct tools_policy *p);
 
+/* 1 when p gives tool jobs something to work on: a root, a fetch host or a
+ * search endpoint (an agent then reports the capability "tools"). */
+int tools_policy_configured(const struct tools_policy *p);
+
 /* Makes tool job j runnable under p: j->tool_argv = p->argv + the tool's
  * name; with --tool-isolate, j->isolation = network none (host for
  * fetch_url and web_search), a read-only root and workdir, every root bound

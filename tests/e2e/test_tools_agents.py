@@ -82,6 +82,11 @@ def test_tools_job_through_drover_dev_and_job_logs(cluster, tree):
     assert doc["matches"] == [{"path": "notes.txt", "line": 2, "text": "second TODO"}]
     st = json.loads(cluster.cli(dev.addr, "job", "status", jid, "--json", check=0).stdout)
     assert st["state"] == "succeeded"
+    # the node says it takes tool jobs: --require tools finds it
+    nodes = json.loads(cluster.cli(dev.addr, "node", "list", "--json", check=0).stdout)
+    assert "tools" in nodes[0]["capabilities"]
+    r = cluster.cli(dev.addr, "job", "run", "--require", "tools", "--tool", "list", check=0)
+    assert "notes.txt" in [e["name"] for e in json.loads(r.stdout)["entries"]]
 
 
 def test_tools_job_run_through_drover_dev_exit_codes(cluster, tree):

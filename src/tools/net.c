@@ -1,8 +1,16 @@
 /* net.c - the network tools: fetch_url (an allowed host, GET, size and time
  * bounds) and web_search (a SearXNG-compatible JSON endpoint named by the
  * runner's --search-url). libcurl, easy interface: tool-exec is a process of
- * its own, so blocking here blocks nothing else. */
+ * its own, so blocking here blocks nothing else.
+ *
+ * libcurl is loaded with dlopen when one of these tools runs, not linked:
+ * linked, it brings some 30 shared libraries (OpenSSL, GnuTLS, Kerberos,
+ * LDAP, ...) that the dynamic loader maps at every start of drover, which
+ * made `drover version` (and so `drover run` and every tool call) take
+ * ~11 ms instead of ~4 ms on the reference VM. */
 #include <curl/curl.h>
+#include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +19,68 @@
 #include "base/jsonstr.h"
 #include "base/util.h"
 #include "tools/tools.h"
+
+/* The libcurl functions used here, from dlopen (load_curl). */
+static struct {
+  CURLcode (*global_init)(long flags);
+  void (*global_cleanup)(void);
+  CURL *(*easy_init)(void);
+  CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+  CURLcode (*easy_perform)(CURL *c);
+  CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+  void (*easy_cleanup)(CURL *c);
+  const char *(*easy_strerror)(CURLcode rc);
+  CURLU *(*url)(void);
+  CURLUcode (*url_set)(CURLU *u, CURLUPart part, const char *content, unsigned int flags);
+  CURLUcode (*url_get)(const CURLU *u, CURLUPart part, char **out, unsigned int flags);
+  void (*url_cleanup)(CURLU *u);
+  void (*free)(void *p);
+} api;
+
+/* Loads libcurl once (the handle stays open until the process ends).
+ * Returns 0, or TOOLS_EXIT_FAILED with t->err saying what is missing. */
+static int load_curl(struct tools_ctx *t)
+{
+  static const struct {
+    const char *name;
+    size_t off;
+  } syms[] = {
+#define SYM(f, n) {n, offsetof(__typeof__(api), f)}
+      SYM(global_init, "curl_global_init"),
+      SYM(global_cleanup, "curl_global_cleanup"),
+      SYM(easy_init, "curl_easy_init"),
+      SYM(easy_setopt, "curl_easy_setopt"),
+      SYM(easy_perform, "curl_easy_perform"),
+      SYM(easy_getinfo, "curl_easy_getinfo"),
+      SYM(easy_cleanup, "curl_easy_cleanup"),
+      SYM(easy_strerror, "curl_easy_strerror"),
+      SYM(url, "curl_url"),
+      SYM(url_set, "curl_url_set"),
+      SYM(url_get, "curl_url_get"),
+      SYM(url_cleanup, "curl_url_cleanup"),
+      SYM(free, "curl_free"),
+#undef SYM
+  };
+  static void *h;
+  if (h)
+    return 0;
+  h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (!h)
+    return tools_fail(t, TOOLS_EXIT_FAILED, NULL,
+                      "the network tools need libcurl (libcurl.so.4, Debian's libcurl4): %s",
+                      dlerror());
+  for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
+    void *f = dlsym(h, syms[i].name);
+    if (!f) {
+      dlclose(h);
+      h = NULL;
+      return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "libcurl.so.4 lacks %s: it is too old",
+                        syms[i].name);
+    }
+    memcpy((char *)&api + syms[i].off, &f, sizeof f);
+  }
+  return 0;
+}
 
 /* web_search: at most this many results unless the caller asks for fewer. */
 #define SEARCH_MAX_RESULTS     50
@@ -92,32 +162,32 @@ static int host_allowed(const struct tools_ctx *t, const char *host)
 static int do_fetch(struct tools_ctx *t, CURLU *u, struct fetch *f, long *status)
 {
   char errbuf[CURL_ERROR_SIZE] = "";
-  CURL *c = curl_easy_init();
+  CURL *c = api.easy_init();
   if (!c)
     return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "cannot start libcurl");
   f->body = xmalloc(f->max + 1);
   f->headers = json_object();
-  curl_easy_setopt(c, CURLOPT_CURLU, u);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  api.easy_setopt(c, CURLOPT_CURLU, u);
+  api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   /* A redirect is returned, not followed: its target may be a host the
    * policy does not allow. */
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TOOLS_FETCH_TIMEOUT_MS);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "drover/" DROVER_VERSION);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(c);
+  api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  api.easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TOOLS_FETCH_TIMEOUT_MS);
+  api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(c, CURLOPT_USERAGENT, "drover/" DROVER_VERSION);
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  api.easy_setopt(c, CURLOPT_WRITEDATA, f);
+  api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api.easy_setopt(c, CURLOPT_HEADERDATA, f);
+  api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = api.easy_perform(c);
   if (rc == CURLE_WRITE_ERROR && f->truncated)
     rc = CURLE_OK;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-  curl_easy_cleanup(c);
+  api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  api.easy_cleanup(c);
   if (rc != CURLE_OK)
     return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "fetch failed: %s",
-                      *errbuf ? errbuf : curl_easy_strerror(rc));
+                      *errbuf ? errbuf : api.easy_strerror(rc));
   return 0;
 }
 
@@ -134,15 +204,15 @@ static int parse_url(struct tools_ctx *t, const char *url, int check_host, CURLU
 {
   char *scheme = NULL, *host = NULL;
   int rc = 0;
-  *u = curl_url();
-  if (curl_url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+  *u = api.url();
+  if (api.url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      api.url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
     rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL,
                     "\"url\" '%.200s' is not a URL like https://host/path", url);
   } else if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
                     "url '%.200s' refused: only http and https are fetched", url);
-  } else if (curl_url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+  } else if (api.url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
     rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL, "\"url\" '%.200s' has no host", url);
   } else if (check_host && !host_allowed(t, host)) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
@@ -150,10 +220,10 @@ static int parse_url(struct tools_ctx *t, const char *url, int check_host, CURLU
                     t->nfetch_allow ? "only its --fetch-allow hosts" : "no host",
                     t->nfetch_allow ? "" : " (start it with --fetch-allow HOST)");
   }
-  curl_free(scheme);
-  curl_free(host);
+  api.free(scheme);
+  api.free(host);
   if (rc) {
-    curl_url_cleanup(*u);
+    api.url_cleanup(*u);
     *u = NULL;
   }
   return rc;
@@ -173,12 +243,12 @@ int tools_fetch_url(struct tools_ctx *t, json_t *args, json_t **out)
       (rc = tools_arg_str(t, args, "url", 1, &url, NULL)) ||
       (rc = tools_arg_uint(t, args, "max_bytes", &max)))
     return rc;
-  if ((rc = parse_url(t, url, 1, &u)))
+  if ((rc = load_curl(t)) || (rc = parse_url(t, url, 1, &u)))
     return rc;
   /* A larger max_bytes than the policy's is cut to it: the body then says
    * "truncated", as for any body past the bound. */
   f.max = max < t->max_bytes ? (size_t)max : (size_t)t->max_bytes;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  api.global_init(CURL_GLOBAL_DEFAULT);
   rc = do_fetch(t, u, &f, &status);
   if (rc == 0) {
     json_t *o = json_object();
@@ -189,8 +259,8 @@ int tools_fetch_url(struct tools_ctx *t, json_t *args, json_t **out)
     *out = o;
   }
   fetch_release(&f);
-  curl_url_cleanup(u);
-  curl_global_cleanup();
+  api.url_cleanup(u);
+  api.global_cleanup();
   return rc;
 }
 
@@ -217,14 +287,14 @@ int tools_web_search(struct tools_ctx *t, json_t *args, json_t **out)
                       "SearXNG-compatible JSON endpoint, e.g. http://127.0.0.1:8888/search)");
   if (maxr > SEARCH_MAX_RESULTS)
     maxr = SEARCH_MAX_RESULTS;
-  if ((rc = parse_url(t, t->search_url, 0, &u)))
+  if ((rc = load_curl(t)) || (rc = parse_url(t, t->search_url, 0, &u)))
     return rc;
   char *q = xasprintf("q=%s", query);
-  curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE);
-  curl_url_set(u, CURLUPART_QUERY, "format=json", CURLU_APPENDQUERY);
+  api.url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE);
+  api.url_set(u, CURLUPART_QUERY, "format=json", CURLU_APPENDQUERY);
   free(q);
   f.max = (size_t)t->max_bytes;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  api.global_init(CURL_GLOBAL_DEFAULT);
   rc = do_fetch(t, u, &f, &status);
   json_t *doc = NULL;
   if (rc == 0 && status != 200)
@@ -258,7 +328,7 @@ int tools_web_search(struct tools_ctx *t, json_t *args, json_t **out)
   }
   json_decref(doc);
   fetch_release(&f);
-  curl_url_cleanup(u);
-  curl_global_cleanup();
+  api.url_cleanup(u);
+  api.global_cleanup();
   return rc;
 }

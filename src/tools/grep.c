@@ -347,7 +347,11 @@ static long long slurp(struct grep *g, int fd, const struct stat *st)
     while (g->cap < want + 1)
       g->cap *= 2;
     free(g->buf);
-    g->buf = xmalloc(g->cap);
+    /* Page-aligned: the kernel copies file data into it with `rep movsb`,
+     * which ran at less than half speed into malloc's 16-byte-aligned
+     * block (the copy was 40% of a search's time). */
+    if (posix_memalign((void **)&g->buf, 4096, g->cap) != 0)
+      abort(); /* allocation failure, as xmalloc */
   }
   /* One byte more than fstat said: a file that grew is read to its size
    * then, and no further. */

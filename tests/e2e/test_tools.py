@@ -310,3 +310,26 @@ def test_tools_isolate_never_runs_without_the_sandbox(drover, tree):
     else:
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"bytes": 1}
+
+
+GREP_PATTERNS = ["TODO", "colou?r", "a+b", r"x{2}yz", r"error_\d{3} occurred", r"^\s*int\b",
+                 r"(?i)todo", "foo|bar", r"[(]void[)]", r"\.c$", r"e\s+", "zz+top", r"\Qa.b\E",
+                 r"(ab)+c", "^$", r"\bthe\b"]
+
+
+@pytest.mark.parametrize("pattern", GREP_PATTERNS)
+def test_tools_grep_finds_what_gnu_grep_P_finds(drover, tree, pattern):
+    # The same lines as GNU grep -P (PCRE2 too), whichever path the search
+    # takes: a literal every match holds, or the pattern over whole files.
+    d = tree / "root" / "g"
+    d.mkdir()
+    (d / "one.txt").write_text("the colour and the color\nxxyz a.b aab\nabababc\n\n"
+                               "error_123 occurred\nint x;\n  int y;\nfoo\nzztop zzzztop\n")
+    (d / "two.c").write_text("int main(void)\n{\n  // TODO: todo\n}\nthen other\nhello.c\n")
+    _, doc, _ = tool(drover, tree, "grep", {"pattern": pattern, "path": "g"}, expect=0)
+    got = sorted((m["path"], m["line"], m["text"]) for m in doc["matches"])
+    r = subprocess.run(["grep", "-rnIP", "--", pattern, "g"], capture_output=True, text=True,
+                       cwd=tree / "root", env=dict(os.environ, LC_ALL="C"))
+    want = sorted((p, int(n), t) for p, n, t in
+                  (line.split(":", 2) for line in r.stdout.splitlines()))
+    assert got == want

@@ -7,7 +7,9 @@
 #   tool-exec: drover tool-exec --tool-root TREE grep   (the tool alone)
 #   drover run --tool grep                              (the whole tool job)
 # and the median of RUNS runs is printed, with the ratio to GNU grep (goal for
-# the tool: at most 1.5x). Figures only: nothing passes or fails here.
+# the tool: at most 1.5x). Figures only: nothing passes or fails on a timing;
+# the script fails when the tool and GNU grep do not find the same number of
+# lines.
 set -euo pipefail
 BUILD=${1:-build}
 DROVER=$(realpath "$BUILD/drover")
@@ -76,4 +78,8 @@ for pat in 'zqneedle' 'error_[0-9]{3} occurred' '^[a-z]+ zq' 'qx[a-f]{2}z'; do
   printf '%-28s %10s %10s %10s %8sx %8sx  (matches: grep %s, tool %s)\n' "$pat" "$g" "$t" "$r" \
     "$(awk -v a="$t" -v b="$g" 'BEGIN { printf "%.2f", a / b }')" \
     "$(awk -v a="$r" -v b="$g" 'BEGIN { printf "%.2f", a / b }')" "$ng" "$nt"
+  if [ "$ng" != "$nt" ]; then
+    echo "error: grep found $ng lines, the tool $nt: they must agree" >&2
+    exit 1
+  fi
 done

@@ -102,3 +102,17 @@ def test_tools_job_run_through_drover_dev_exit_codes(cluster, tree):
     # what the coordinator refuses for a tool job, it says why
     r = cluster.cli(dev.addr, "job", "run", "--tool", "list", "--env", "A=1", check=2)
     assert "takes no --env" in r.stderr
+
+
+def test_tools_large_result_read_back_whole_through_job_logs(cluster, tree):
+    # A result longer than a log line's 64 KiB part comes back as one line.
+    content = "".join(f"line {i:06d} of a long file\n" for i in range(12000))
+    (tree / "root" / "long.txt").write_text(content)
+    dev = start_dev(cluster, tree)
+    r = cluster.cli(dev.addr, "job", "submit", "--tool", "file_read", "--args",
+                    json.dumps({"path": "long.txt"}), check=0)
+    jid = r.stdout.strip()
+    cluster.cli(dev.addr, "job", "wait", jid, check=0)
+    out = cluster.cli(dev.addr, "job", "logs", jid, check=0).stdout
+    assert len(out.splitlines()) == 1
+    assert json.loads(out)["content"] == content

@@ -27,6 +27,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif u.path == "/big":
             body = b"x" * 100000
             self.send_response(200)
+        elif u.path == "/slow":
+            self.server.release.wait(60)  # until the test is over
+            body = b"late"
+            self.send_response(200)
         elif u.path == "/redirect":
             body = b""
             self.send_response(302)
@@ -51,9 +55,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.seen = []
+    srv.release = threading.Event()
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
     t.join(timeout=10)
@@ -63,10 +69,13 @@ def url(server, path):
     return f"http://127.0.0.1:{server.server_address[1]}{path}"
 
 
-def tool(drover, name, args, *policy, expect=None):
+def tool(drover, name, args, *policy, expect=None, doc=True):
     r = subprocess.run([drover, "run", *policy, "--tool", name, "--args", json.dumps(args)],
                        capture_output=True, text=True, timeout=60, env=clean_env())
     assert not SANITIZER.search(r.stderr), r.stderr
+    if not doc:
+        assert r.returncode == expect, (r.returncode, r.stdout, r.stderr)
+        return r
     doc = json.loads(r.stdout)
     if expect is not None:
         assert r.returncode == expect, (r.returncode, doc, r.stderr)
@@ -141,3 +150,10 @@ def test_tools_web_search_against_a_searxng_endpoint(drover, server):
     doc = tool(drover, "web_search", {"query": "x"}, "--search-url", url(server, "/hello"),
                expect=1)
     assert "SearXNG" in doc["error"]
+
+
+def test_tools_job_timeout_applies_to_a_tool(drover, server):
+    # A tool job is a job: its --timeout stops it (TERM, grace, KILL), exit 124.
+    r = tool(drover, "fetch_url", {"url": url(server, "/slow")}, "--fetch-allow", "127.0.0.1",
+             "--timeout", "500ms", "--kill-grace", "1s", expect=124, doc=False)
+    assert r.stdout == ""

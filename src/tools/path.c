@@ -255,6 +255,10 @@ static int resolve(const struct tools_roots *r, const char *path, int flags, mod
     return TOOLS_ENOROOT;
   if (!*path)
     return -ENOENT;
+  /* The kernel's own bound; it also bounds tools_path_parent's recursion,
+   * one level per component. */
+  if (strlen(path) >= PATH_MAX)
+    return -ENAMETOOLONG;
   abs = abs_path(r, path);
   c = xcalloc(r->n, sizeof *c);
   n = candidates(r, abs, want_write, c, &saw_readonly);
@@ -319,6 +323,8 @@ int tools_path_open(const struct tools_roots *r, const char *path, int flags, mo
 
 int tools_path_parent(const struct tools_roots *r, const char *path, const char **base)
 {
+  if (strlen(path) >= PATH_MAX)
+    return -ENAMETOOLONG;
   char *dir = xstrdup(path);
   size_t len = strlen(dir);
   int fd;

@@ -44,13 +44,14 @@ int tools_path_fail(struct tools_ctx *t, const char *path, int err)
   const char *rule = tools_path_rule(err);
   if (err == TOOLS_ENOROOT)
     return tools_fail(t, TOOLS_EXIT_REFUSED, rule,
-                      "path '%s': no tool root is configured: start the runner with "
+                      "path '%.300s': no tool root is configured: start the runner with "
                       "--tool-root DIR",
                       path);
   if (rule)
-    return tools_fail(t, TOOLS_EXIT_REFUSED, rule, "path '%s' refused by --%s: %s", path, rule,
+    return tools_fail(t, TOOLS_EXIT_REFUSED, rule, "path '%.300s' refused by --%s: %s", path, rule,
                       tools_path_strerror(err));
-  return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "path '%s': %s", path, tools_path_strerror(err));
+  return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "path '%.300s': %s", path,
+                    tools_path_strerror(err));
 }
 
 int tools_arg_str(struct tools_ctx *t, json_t *args, const char *key, int required,

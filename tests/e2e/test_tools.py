@@ -333,3 +333,10 @@ def test_tools_grep_finds_what_gnu_grep_P_finds(drover, tree, pattern):
     want = sorted((p, int(n), t) for p, n, t in
                   (line.split(":", 2) for line in r.stdout.splitlines()))
     assert got == want
+
+
+def test_tools_path_longer_than_path_max_is_refused_before_any_walk(drover, tree):
+    path = "w/" + "a/" * 100000 + "x"   # would be 100,000 folders
+    _, doc, _ = tool(drover, tree, "file_write", {"path": path, "content": "x"}, expect=1)
+    assert "File name too long" in doc["error"] and len(doc["error"]) < 1024
+    assert not (tree / "root" / "w" / "a").exists()

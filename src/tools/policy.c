@@ -65,6 +65,8 @@ int tools_policy_setup(struct tools_policy *p, char *err, size_t errlen)
 
   p->argv = NULL;
   p->argc = 0;
+  if (n <= 0 && !tools_policy_configured(p))
+    return 0; /* no policy to apply: tool jobs fail to start, saying so */
   if (n <= 0) {
     snprintf(err, errlen, "cannot find drover's own binary (/proc/self/exe): %s",
              n < 0 ? strerror(errno) : "empty");

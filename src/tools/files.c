@@ -87,7 +87,7 @@ int tools_file_read(struct tools_ctx *t, json_t *args, json_t **out)
     return too_big(t, what, want, ": read it in parts with \"offset\" and \"limit\"");
   }
   char *buf = xmalloc(want + 1);
-  size_t got;
+  size_t got = 0;
   if ((rc = pread_all(fd, buf, (size_t)want, offset, &got)) < 0) {
     free(buf);
     close(fd);
@@ -143,7 +143,7 @@ int tools_file_edit(struct tools_ctx *t, json_t *args, json_t **out)
 {
   static const char *const known[] = {"path", "old", "new", "replace_all", NULL};
   const char *path = NULL, *old = NULL, *new = NULL;
-  size_t olen = 0, nlen = 0, got, count = 0;
+  size_t olen = 0, nlen = 0, got = 0, count = 0;
   int all = 0, fd, rc;
   struct stat st;
 

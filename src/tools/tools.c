@@ -274,7 +274,7 @@ int tools_exec_main(int argc, char **argv)
   struct tools_ctx t;
   const char *tools = NULL, *name = NULL;
   char *text = NULL;
-  size_t len;
+  size_t len = 0;
   json_t *args = NULL, *out = NULL;
   int i, code = TOOLS_EXIT_USAGE;
 

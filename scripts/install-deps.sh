@@ -10,7 +10,7 @@ PKGS=(
   libuv1-dev libnghttp2-dev libssl-dev openssl
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libjansson-dev libyaml-dev libsqlite3-dev libcmocka-dev zlib1g-dev
-  libcurl4-openssl-dev docker.io busybox-static
+  libcurl4-openssl-dev libpcre2-dev docker.io busybox-static
   python3 python3-pytest python3-grpcio python3-grpc-tools python3-protobuf
 )
 

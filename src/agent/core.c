@@ -12,6 +12,7 @@
 #include "base/smap.h"
 #include "base/util.h"
 #include "exec/pool.h"
+#include "tools/policy.h"
 
 struct agent_core {
   uv_loop_t *loop;
@@ -20,6 +21,7 @@ struct agent_core {
   struct pool *pool;
   unsigned slots;
   uint64_t shutdown_timeout_ms;
+  const struct tools_policy *tools;
   char boot_id[PROC_BOOT_ID_LEN + 1]; /* "" when unknown: no attempt records by process */
 
   struct smap jobs;      /* "id:attempt" -> struct core_job */
@@ -150,6 +152,7 @@ int core_submit(struct agent_core *c, struct core_job *cj, struct job *j)
   c->list = cj;
   smap_put(&c->jobs, key, cj);
   j->attempt = cj->attempt;
+  tools_job_prepare(j, c->tools); /* a tool job gets this agent's policy */
   int fd = cj->stdin_fd;
   cj->stdin_fd = -1; /* the pool's now */
   pool_submit_stdin(c->pool, j, fd);
@@ -359,6 +362,7 @@ struct agent_core *core_new(uv_loop_t *loop, const struct core_opts *opts,
     c->slots = n > 0 ? (unsigned)n : 1;
   }
   c->shutdown_timeout_ms = opts->shutdown_timeout_ms;
+  c->tools = opts->tools;
   if (proc_boot_id(c->boot_id, sizeof(c->boot_id)) < 0)
     c->boot_id[0] = '\0';
   smap_init(&c->jobs);

@@ -107,6 +107,7 @@ struct core_ops {
   void (*phase)(struct agent_core *c, void *ud, int phase);
 };
 
+struct tools_policy;
 struct core_opts {
   unsigned slots;               /* jobs at once; 0: the number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown lets running jobs run */
@@ -115,6 +116,9 @@ struct core_opts {
    * containers (exec_opts; the strings must outlive the core). */
   const char *docker_host;
   const char *docker_node;
+  /* what tool jobs may do here (tools_job_prepare at core_submit); NULL: tool
+   * jobs fail to start. Not copied: it must outlive the core. */
+  const struct tools_policy *tools;
 };
 
 typedef void (*core_shutdown_cb)(struct agent_core *c, void *ud);

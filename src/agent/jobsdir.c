@@ -71,6 +71,7 @@ struct finishing {
 struct jobsdir {
   struct sbx *sandbox; /* not owned */
   uv_loop_t *loop;
+  const struct tools_policy *tools;
   struct jobfiles files;
   unsigned slots;
   uint64_t shutdown_timeout_ms;
@@ -806,6 +807,7 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->max_log_size = opts->max_log_size;
   jd->sandbox = opts->sandbox;
   jd->docker_host = opts->docker_host ? xstrdup(opts->docker_host) : NULL;
+  jd->tools = opts->tools;
   jd->retry_ms = RETRY_FIRST_MS;
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
@@ -843,8 +845,8 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   /* Before any job runs: containers of a previous life (killed -9 while a
    * container job ran) are removed, and their jobs run again (recover). */
   container_engine_reap(jd->docker_host, jd->docker_node, 5000);
-  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->sandbox, jd->docker_host,
-                         jd->docker_node};
+  struct core_opts co = {jd->slots,       jd->shutdown_timeout_ms, jd->sandbox,
+                         jd->docker_host, jd->docker_node,         jd->tools};
   jd->core = core_new(jd->loop, &co, &ops, jd);
   jd->slots = core_slots(jd->core);
   jd->started = 1;

@@ -48,6 +48,7 @@ struct jobsdir;
 
 #define JOBSDIR_DEFAULT_MAX_JOB_SIZE (1024 * 1024)
 
+struct tools_policy;
 struct jobsdir_opts {
   const char *dir;              /* the jobs directory (copied) */
   unsigned slots;               /* jobs at once; 0: number of CPUs */
@@ -56,6 +57,8 @@ struct jobsdir_opts {
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
   struct sbx *sandbox;          /* jobs' cgroups and isolation (core_opts); NULL: none */
   const char *docker_host;      /* container jobs' engine (copied); NULL: the default */
+  /* for tool jobs (core_opts.tools); must outlive jd */
+  const struct tools_policy *tools;
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);

@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "container/engine.h"
 #include "sandbox/sandbox.h"
+#include "tools/policy.h"
 
 #define SAMPLE_MS          1000 /* load figures are read this often ... */
 #define MOVED_POINTS       5.0  /* ... and sent at once when CPU or memory moved this much */
@@ -302,12 +303,17 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
    * then, in time for the first job's label. */
   if (s->st.node_id[0])
     container_engine_reap(s->docker_host, s->st.node_id, 5000);
-  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->sandbox, s->docker_host,
-                         s->st.node_id};
+  struct core_opts co = {o->slots,       o->shutdown_timeout_ms, o->sandbox,
+                         s->docker_host, s->st.node_id,          o->tools};
   s->core = core_new(loop, &co, &runs_core_ops, s);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps, s->docker_host);
   sbx_capabilities_adjust(o->sandbox, &s->caps, &s->ncaps); /* what jobs really get */
+  if (tools_policy_configured(o->tools)) {
+    /* tool jobs can do something here: --require tools finds this node */
+    s->caps = xrealloc(s->caps, (s->ncaps + 1) * sizeof(*s->caps));
+    s->caps[s->ncaps++] = xstrdup("tools");
+  }
   rc = runs_recover(s, err, errlen);
   if (rc < 0)
     return rc;

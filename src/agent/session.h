@@ -31,6 +31,7 @@
 
 struct agent_session;
 
+struct tools_policy;
 struct agent_session_opts {
   const char *coordinator;   /* "HOST:PORT" or "unix:PATH" */
   const char *token;         /* for the first registration; NULL once registered */
@@ -55,6 +56,8 @@ struct agent_session_opts {
    * life left are removed at start, and `docker` is a capability only when
    * the engine answers. */
   const char *docker_host;
+  /* for tool jobs (core_opts.tools); not copied: must outlive the session */
+  const struct tools_policy *tools;
   /* The session is over: after agent_session_shutdown (code 0, msg NULL),
    * or by itself (code < 0 and msg for the user): the coordinator refused it
    * (-EACCES: a bad token, an unknown node) or its identity could not be

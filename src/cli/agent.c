@@ -20,6 +20,7 @@
 #include "container/dockerhttp.h"
 #include "exec/exec.h"
 #include "sandbox/sandbox.h"
+#include "tools/policy.h"
 
 struct agent_opts {
   struct cfg_common common;
@@ -44,6 +45,7 @@ struct agent_opts {
   char *default_cpus, *max_cpus;
   long default_pids, max_pids;
   char *docker_host;
+  struct tools_policy tools; /* what its tool jobs may do */
 };
 
 static const struct cfg_opt agent_opts_table[] = {
@@ -107,6 +109,7 @@ static const struct cfg_opt agent_opts_table[] = {
      "URL",
      "container jobs' Docker engine socket, unix:///PATH (default: $DOCKER_HOST, else "
      "unix:///var/run/docker.sock)"},
+    TOOLS_POLICY_TABLE(struct agent_opts, tools),
 };
 #define NOPTS ARRAY_SIZE(agent_opts_table)
 
@@ -120,7 +123,9 @@ static const char agent_summary[] =
     "cgroup.v1 and cgroup.v2 in the capabilities it reports are the hierarchies jobs get\n"
     "groups in; docker means the engine at --docker-host answered, and container jobs\n"
     "(--image, docs/containers.md) run there; containers a crash of the agent left are\n"
-    "removed at its next start. --name and --label also come from DROVER_NAME and\n"
+    "removed at its next start; \"tools\" says that tool jobs have something to work on\n"
+    "here (--tool-root, --fetch-allow or --search-url; docs/tools.md). --name and --label\n"
+    "also come from DROVER_NAME and\n"
     "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
     "one command, not in a shared environment.\n"
     "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
@@ -325,6 +330,11 @@ int cli_agent(int argc, char **argv)
     }
   }
   cfg_common_apply(&o.common);
+  char err[512];
+  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", err);
+    goto out;
+  }
 
   struct sbx *sbx = NULL;
   if (make_sandbox(&o, remote, &sbx) < 0) {
@@ -343,7 +353,6 @@ int cli_agent(int argc, char **argv)
   memset(&ctx, 0, sizeof(ctx));
   watch_signals(&loop, &ctx);
 
-  char err[512];
   if (remote) {
     struct agent_session_opts so = {
         .coordinator = o.coordinator,
@@ -362,6 +371,7 @@ int cli_agent(int argc, char **argv)
         .busy_mem = (double)o.busy_mem,
         .sandbox = sbx,
         .docker_host = o.docker_host,
+        .tools = &o.tools,
         .on_stopped = on_session_stopped,
         .ud = &ctx,
     };
@@ -376,7 +386,7 @@ int cli_agent(int argc, char **argv)
   } else {
     struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
                               o.max_job_size, o.max_log_size,    sbx,
-                              o.docker_host};
+                              o.docker_host,  &o.tools};
     ctx.jd = jobsdir_new(&loop, &jo);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);
@@ -396,6 +406,7 @@ int cli_agent(int argc, char **argv)
   if (ctx.code)
     code = ctx.code;
 out:
+  tools_policy_release(&o.tools);
   cfg_release(agent_opts_table, NOPTS, &o, &res);
   return code;
 }

@@ -23,6 +23,7 @@
 #include "coord/coord.h"
 #include "exec/exec.h"
 #include "sandbox/sandbox.h"
+#include "tools/policy.h"
 
 struct dev_opts {
   struct cfg_common common;
@@ -31,6 +32,7 @@ struct dev_opts {
   long slots;
   uint64_t shutdown_timeout_ms;
   char *docker_host;
+  struct tools_policy tools; /* what the agent's tool jobs may do */
 };
 
 static const struct cfg_opt dev_opts_table[] = {
@@ -46,6 +48,7 @@ static const struct cfg_opt dev_opts_table[] = {
     {"docker-host", 0, CFG_STRING, offsetof(struct dev_opts, docker_host), NULL, NULL, 0, 0, "URL",
      "container jobs' Docker engine socket, unix:///PATH (default: $DOCKER_HOST, else "
      "unix:///var/run/docker.sock)"},
+    TOOLS_POLICY_TABLE(struct dev_opts, tools),
 };
 #define NOPTS ARRAY_SIZE(dev_opts_table)
 
@@ -127,6 +130,11 @@ int cli_dev(int argc, char **argv)
     goto out;
   }
   cfg_common_apply(&o.common);
+  char err[512];
+  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
+    code = cli_usage_error("dev", "", dev_summary, dev_opts_table, NOPTS, "%s", err);
+    goto out;
+  }
   for (size_t i = 0; i < o.listen.n; i++)
     if (!cli_addr_is_local(o.listen.items[i]))
       log_warn("listening beyond loopback WITHOUT TLS OR AUTHENTICATION: anyone who can reach "
@@ -147,7 +155,6 @@ int cli_dev(int argc, char **argv)
       .listen = (const char *const *)o.listen.items,
       .nlisten = o.listen.n,
   };
-  char err[512];
   if (coord_start(&loop, &co, &ctx.coord, err, sizeof(err)) < 0) {
     fprintf(stderr, "error: %s\n", err);
     code = CLI_EXIT_ERROR;
@@ -190,6 +197,7 @@ int cli_dev(int argc, char **argv)
       .busy_cpu = 100,
       .sandbox = sbx,
       .docker_host = o.docker_host,
+      .tools = &o.tools,
       .on_stopped = agent_stopped,
       .ud = &ctx,
   };
@@ -221,6 +229,7 @@ int cli_dev(int argc, char **argv)
   sbx_free(sbx);
   code = ctx.code;
 out:
+  tools_policy_release(&o.tools);
   cfg_release(dev_opts_table, NOPTS, &o, &res);
   return code;
 }

@@ -2,6 +2,7 @@
  * run|submit (see jobopts.h). */
 #include "cli/jobopts.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,11 +102,116 @@ static int sandbox_opts(const struct jobopts_sandbox *o, struct job *j, char *er
   return 0;
 }
 
+/* --label K=V on j; on a bad one j is released and emptied. */
+static int set_labels(const struct jobopts *o, struct job *j, char *err, size_t errlen)
+{
+  const char *eq;
+  if (!o->labels.n)
+    return 0;
+  for (size_t i = 0; i < o->labels.n; i++)
+    if (split_kv(o->labels.items[i], &eq) < 0) {
+      snprintf(err, errlen, "--label \"%s\": must be KEY=VALUE, like --label team=ops",
+               o->labels.items[i]);
+      job_release(j);
+      memset(j, 0, sizeof(*j));
+      return -1;
+    }
+  j->labels = xcalloc(o->labels.n, sizeof(*j->labels));
+  for (size_t i = 0; i < o->labels.n; i++) {
+    split_kv(o->labels.items[i], &eq);
+    j->labels[i].key = xstrndup(o->labels.items[i], (size_t)(eq - o->labels.items[i]));
+    j->labels[i].value = xstrdup(eq + 1);
+  }
+  j->nlabels = o->labels.n;
+  return 0;
+}
+
+/* --tool NAME --args JSON: a tool job. What a tool job cannot take (a
+ * command, --env, --workdir) is refused here with the flag's name; the
+ * tool's name is checked by the runner (an older one may lack it). */
+static int tool_job(const struct jobopts *o, int argc, struct job *j, char *err, size_t errlen)
+{
+  json_error_t jerr;
+  json_t *a = NULL;
+
+  if (!o->tool || !*o->tool) {
+    snprintf(err, errlen, "--args is for a tool job: give --tool NAME too");
+    return -1;
+  }
+  if (argc > 0) {
+    snprintf(err, errlen, "--tool runs a built-in tool: give no command after \"--\"");
+    return -1;
+  }
+  if (o->image && *o->image) {
+    snprintf(err, errlen, "--tool and --image contradict each other: give one of them");
+    return -1;
+  }
+  if (o->env.n || o->workdir || o->exec || o->shell) {
+    snprintf(err, errlen, "--tool: a tool job takes no %s",
+             o->env.n     ? "--env"
+             : o->workdir ? "--workdir"
+             : o->exec    ? "--exec"
+                          : "--shell");
+    return -1;
+  }
+  if (o->args && o->args[0] == '@') {
+    /* --args @FILE: arguments too long for a command line (a file_write's
+     * content: one argv word may hold only 128 KiB). */
+    char *text;
+    size_t len;
+    int rc = read_file(o->args + 1, &text, &len);
+    if (rc < 0) {
+      snprintf(err, errlen, "--args '%s': %s", o->args, strerror(-rc));
+      return -1;
+    }
+    a = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+  } else if (o->args) {
+    a = json_loads(o->args, JSON_REJECT_DUPLICATES, &jerr);
+  }
+  if (o->args) {
+    if (!json_is_object(a)) {
+      if (a)
+        snprintf(err, errlen, "--args must be a JSON object like '{\"path\": \"a.txt\"}'");
+      else
+        snprintf(err, errlen, "--args: invalid JSON: %s (column %d)", jerr.text, jerr.column);
+      json_decref(a);
+      return -1;
+    }
+  }
+  job_init(j);
+  j->kind = JOB_TOOL;
+  j->tool = xstrdup(o->tool);
+  j->tool_args = a ? json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(a);
+  j->timeout_ms = o->timeout_ms;
+  j->kill_grace_ms = o->kill_grace_ms;
+  if (o->name && *o->name)
+    j->name = xstrdup(o->name);
+  j->priority = (int)o->priority;
+  if (o->idempotency_key && *o->idempotency_key)
+    j->idempotency_key = xstrdup(o->idempotency_key);
+  if (set_labels(o, j, err, errlen) < 0)
+    return -1;
+  if (sandbox_opts(&o->sbx, j, err, errlen) < 0 || job_isolation_any(&j->isolation)) {
+    if (job_isolation_any(&j->isolation))
+      snprintf(err, errlen,
+               "--tool: a tool job's isolation comes from the runner's policy (--tool-isolate), "
+               "not from --network, --read-only, --mount, --user, --pid-namespace or --hostname");
+    job_release(j);
+    memset(j, 0, sizeof(*j));
+    return -1;
+  }
+  return 0;
+}
+
 int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, char *err,
                 size_t errlen)
 {
   const char *eq;
   memset(j, 0, sizeof(*j));
+  if ((o->tool && *o->tool) || o->args)
+    return tool_job(o, argc, j, err, errlen);
   if (o->exec && o->shell) {
     snprintf(err, errlen, "--exec and --shell contradict each other: give one of them");
     return -1;
@@ -140,23 +246,8 @@ int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, c
     }
     j->nenv = o->env.n;
   }
-  if (o->labels.n) {
-    for (size_t i = 0; i < o->labels.n; i++)
-      if (split_kv(o->labels.items[i], &eq) < 0) {
-        snprintf(err, errlen, "--label \"%s\": must be KEY=VALUE, like --label team=ops",
-                 o->labels.items[i]);
-        job_release(j);
-        memset(j, 0, sizeof(*j));
-        return -1;
-      }
-    j->labels = xcalloc(o->labels.n, sizeof(*j->labels));
-    for (size_t i = 0; i < o->labels.n; i++) {
-      split_kv(o->labels.items[i], &eq);
-      j->labels[i].key = xstrndup(o->labels.items[i], (size_t)(eq - o->labels.items[i]));
-      j->labels[i].value = xstrdup(eq + 1);
-    }
-    j->nlabels = o->labels.n;
-  }
+  if (set_labels(o, j, err, errlen) < 0)
+    return -1;
   if (argc > 0)
     job_set_command(j, argc, argv,
                     o->exec    ? JOB_CMD_EXEC

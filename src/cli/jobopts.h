@@ -42,6 +42,8 @@ struct jobopts {
   char *idempotency_key;
   struct jobopts_sandbox sbx;
   char *image; /* --image: a container job (docs/containers.md) */
+  char *tool; /* --tool NAME: a tool job (docs/tools.md) ... */
+  char *args; /* ... with --args JSON (an object) */
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named
@@ -77,6 +79,10 @@ struct jobopts {
    "coordinator: a second submission with K gets the first job, not a new one"},                   \
   {"image", 0, CFG_STRING, offsetof(type, f.image), NULL, NULL, 0, 0, "IMAGE",                     \
    "run the job in a container of IMAGE (Docker engine; no words: the image's own command)"},      \
+  {"tool", 0, CFG_STRING, offsetof(type, f.tool), NULL, NULL, 0, 0, "NAME",                        \
+   "run the built-in tool NAME instead of a command (docs/tools.md)"},                             \
+  {"args", 0, CFG_STRING, offsetof(type, f.args), NULL, NULL, 0, 0, "JSON",                        \
+   "--tool: its arguments, a JSON object like '{\"path\": \"a.txt\"}', or @FILE"},                 \
   JOBOPTS_SANDBOX_TABLE(type, f)
 
 /* The sandbox's options (docs/sandbox.md), part of JOBOPTS_TABLE. */
@@ -115,7 +121,8 @@ int jobopts_check_local(const struct cfg_opt *opts, size_t n, const struct cfg_r
                         char *err, size_t errlen);
 
 /* Fills j (job_init'ed here; job_release it on success) from o and the
- * command words after "--" (job_set_command rules). Returns 0, or -1 with
+ * command words after "--" (job_set_command rules), or, with --tool, a tool
+ * job of that name and --args (no words then). Returns 0, or -1 with
  * the message in err (a usage error: --env without "=", --exec with
  * --shell, no words); j is then empty. */
 int jobopts_job(const struct jobopts *o, int argc, char **argv, struct job *j, char *err,

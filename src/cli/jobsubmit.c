@@ -55,8 +55,8 @@ static const struct client_cmd submit_cmd = {
 
 /* Options that a job document says for itself: not with -f. */
 static const char *const doc_keys[] = {
-    "timeout", "kill-grace", "env",      "workdir",         "exec",
-    "shell",   "name",       "priority", "idempotency-key", "label",
+    "timeout",  "kill-grace",      "env",   "workdir", "exec", "shell", "name",
+    "priority", "idempotency-key", "label", "tool",    "args",
 };
 
 struct sub {

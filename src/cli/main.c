@@ -9,6 +9,7 @@
 #include "base/config.h"
 #include "cli/cli.h"
 #include "sandbox/child.h"
+#include "tools/tools.h"
 
 static const struct cli_cmd commands[] = {
     {"run", cli_run, "run one command here as a job, output live, its exit code"},
@@ -20,6 +21,8 @@ static const struct cli_cmd commands[] = {
      "jobs on a coordinator: run, submit, status, wait, logs, cancel, list, events"},
     {"node", cli_node, "the nodes of a coordinator: list, drain"},
     {"token", cli_token, "make a registration token for agents (token create)"},
+    {"tool-exec", tools_exec_main,
+     "what a tool job runs: one tool call, arguments on stdin (docs/tools.md)"},
     {"version", NULL, "print the version"},
 };
 

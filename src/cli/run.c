@@ -32,6 +32,7 @@
 #include "job/job.h"
 #include "job/result.h"
 #include "sandbox/sandbox.h"
+#include "tools/policy.h"
 
 /* The output queue: above HIGH the job's pipes are paused, below LOW they
  * are read again. With the job's own 1 MiB pipe, at most ~3 MiB of output
@@ -57,6 +58,7 @@ struct run_opts {
   int json;
   char *cgroups, *cgroup_parent; /* sandbox (issue 8) */
   char *docker_host;
+  struct tools_policy tools; /* --tool-root ...: what a --tool job may do */
 };
 
 /* The common options by hand rather than CFG_COMMON_OPTS: same keys, but
@@ -79,10 +81,11 @@ static const struct cfg_opt run_opts_table[] = {
     {"docker-host", 0, CFG_STRING, offsetof(struct run_opts, docker_host), NULL, NULL, 0, 0, "URL",
      "--image: the Docker engine's socket, unix:///PATH (default: $DOCKER_HOST, else "
      "unix:///var/run/docker.sock)"},
+    TOOLS_POLICY_TABLE(struct run_opts, tools),
 };
 #define NOPTS ARRAY_SIZE(run_opts_table)
 
-static const char run_args[] = "-- CMD [ARGS...]";
+static const char run_args[] = "-- CMD [ARGS...] | --tool NAME --args JSON";
 static const char run_summary[] =
     "runs CMD here as a job. One word is a bash command line: drover run -- 'make && make test'.\n"
     "Several words are a program and its arguments, run as they are, without a shell:\n"
@@ -95,7 +98,10 @@ static const char run_summary[] =
     "with sh -c, several as argv; none: the image's own command); docs/containers.md.\n"
     "A signal to drover (Ctrl-C, SIGTERM, SIGHUP, ...) stops the job (SIGTERM, --kill-grace,\n"
     "SIGKILL) and exits 128+N for that signal; a second signal kills it at once.\n"
-    "--json: its \"exit\" is the code drover exits with.";
+    "--json: its \"exit\" is the code drover exits with.\n"
+    "--tool NAME --args JSON runs a built-in tool (file_read, file_write, file_edit, list, find,\n"
+    "grep, fetch_url, web_search) under the --tool-* policy and prints its JSON result; exit\n"
+    "126 when the policy refuses it (docs/tools.md).";
 
 /* Every signal whose default action would end drover, except SIGPIPE
  * (ignored: EPIPE stops the job instead) and the faults (SIGSEGV, SIGBUS,
@@ -381,7 +387,8 @@ int cli_run(int argc, char **argv)
     return cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS, "%s", res.err);
   }
   int code = CLI_EXIT_USAGE;
-  if (res.argi >= argc && !(o.job.image && *o.job.image)) {
+  int tool = (o.job.tool && *o.job.tool) || o.job.args;
+  if (res.argi >= argc && !tool && !(o.job.image && *o.job.image)) {
     cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS,
                     "no command given: drover run [options] -- CMD [ARGS...]");
     goto out;
@@ -405,12 +412,17 @@ int cli_run(int argc, char **argv)
     }
   }
   cfg_common_apply(&o.common);
+  if (tool && tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
+    cli_usage_error("run", run_args, run_summary, run_opts_table, NOPTS, "%s", err);
+    goto out;
+  }
 
   struct job j;
   if (jobopts_job(&o.job, argc - res.argi, argv + res.argi, &j, err, sizeof(err)) < 0) {
     fprintf(stderr, "error: %s\n", err);
     goto out;
   }
+  tools_job_prepare(&j, &o.tools);
 
   /* EPIPE on our stdout is handled (the job is stopped); without this the
    * signal would kill drover and leave the job running on its own. */
@@ -480,6 +492,7 @@ int cli_run(int argc, char **argv)
   if (rc == 0)
     code = ctx.code;
 out:
+  tools_policy_release(&o.tools);
   cfg_release(run_opts_table, NOPTS, &o, &res);
   return code;
 }

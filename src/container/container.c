@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dlcurl.h"
 #include "base/jsonstr.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -842,8 +843,12 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   /* A host that is not a unix socket fails the job (with the reason), as
    * an engine that does not answer does. */
   char host_err[512] = "";
-  if (dockerhttp_new(loop, opts->host, &c->http) < 0) {
-    dockerhttp_host_error(opts->host, host_err, sizeof host_err);
+  int hrc = dockerhttp_new(loop, opts->host, &c->http);
+  if (hrc < 0) {
+    if (hrc == -ENOSYS)
+      snprintf(host_err, sizeof host_err, "container jobs need libcurl: %s", dlcurl_error());
+    else
+      dockerhttp_host_error(opts->host, host_err, sizeof host_err);
     c->http = NULL;
     c->freed_http = 1;
   }

@@ -8,7 +8,7 @@
  * before closing it, so a recycled fd number never meets a stale handle. */
 #include "container/dockerhttp.h"
 
-#include <curl/curl.h>
+#include "base/dlcurl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,8 +231,10 @@ int dockerhttp_new(uv_loop_t *loop, const char *host, struct dockerhttp **out)
   if (dockerhttp_socket_path(host, path, sizeof path) < 0)
     return -EINVAL;
   if (!inited) {
-    /* Once per process, before any other thread could use curl. */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Once per process, before any other thread could use curl; this is
+     * also where libcurl is loaded (base/dlcurl.h). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return -ENOSYS;
     inited = 1;
   }
   struct dockerhttp *h = xcalloc(1, sizeof *h);

@@ -3,11 +3,12 @@
  * takes jobs, so the loop has nothing else to do meanwhile. */
 #include "container/engine.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/dlcurl.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "container/dockerhttp.h"
@@ -65,7 +66,9 @@ int container_engine_ping(const char *host, long timeout_ms)
   char sock[256];
   if (dockerhttp_socket_path(host, sock, sizeof sock) < 0)
     return -1;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  /* No socket, no engine: libcurl is not even loaded. */
+  if (access(sock, F_OK) < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return -1;
   return request(sock, "GET", "/_ping", timeout_ms, NULL) == 200 ? 0 : -1;
 }
 
@@ -75,7 +78,8 @@ int container_engine_reap(const char *host, const char *node, long timeout_ms)
   char *body = NULL;
   if (!node || !*node || dockerhttp_socket_path(host, sock, sizeof sock) < 0)
     return -1;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (access(sock, F_OK) < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return -1;
   /* filters={"label":["drover.agent=NODE"]}, percent-encoded. */
   json_t *f = json_pack("{s:[s+]}", "label", "drover.agent=", node);
   char *fj = json_dumps(f, JSON_COMPACT);

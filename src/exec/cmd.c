@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -50,6 +51,17 @@ void cmd_job_copy(struct job *d, const struct job *s)
   d->idempotency_key = dup0(s->idempotency_key);
   d->labels = kv_dup(s->labels, s->nlabels);
   d->image = dup0(s->image);
+  d->tool = dup0(s->tool);
+  d->tool_args = dup0(s->tool_args);
+  d->tool_argv = NULL;
+  if (s->tool_argv) {
+    size_t n = 0;
+    while (s->tool_argv[n])
+      n++;
+    d->tool_argv = xcalloc(n + 1, sizeof *d->tool_argv);
+    for (size_t i = 0; i < n; i++)
+      d->tool_argv[i] = xstrdup(s->tool_argv[i]);
+  }
   job_isolation_copy(&d->isolation, &s->isolation);
 }
 
@@ -251,12 +263,56 @@ static int write_script(struct cmd *c, const struct job *j, const char *tmpdir)
   return 0;
 }
 
+/* A tool job runs the program the runner's policy put in tool_argv (drover
+ * tool-exec, see src/tools/policy.h); its arguments go to its stdin through
+ * a memfd, not argv, since one argv word may hold only 128 KiB and a
+ * file_write's content can be longer. The header names the tool and its
+ * arguments rather than drover's own words. */
+static int build_tool(struct cmd *c, const struct job *j, struct htext *t)
+{
+  const char *args = j->tool_args ? j->tool_args : "{}";
+  size_t n = 0, len = strlen(args);
+
+  if (!j->tool)
+    return -EINVAL;
+  ht_str(t, "tool ");
+  ht_quoted(t, j->tool);
+  ht_put(t, " ", 1);
+  ht_quoted(t, args);
+  c->header = ht_header(t, "");
+  if (!j->tool_argv || !j->tool_argv[0]) {
+    c->argv = xcalloc(1, sizeof *c->argv);
+    c->error = xstrdup("this runner cannot run tool jobs (no tool policy)");
+    return 0;
+  }
+  while (j->tool_argv[n])
+    n++;
+  c->argv = xcalloc(n + 1, sizeof *c->argv);
+  for (size_t i = 0; i < n; i++)
+    c->argv[i] = xstrdup(j->tool_argv[i]);
+  c->stdin_fd = memfd_create("drover-tool-args", MFD_CLOEXEC);
+  if (c->stdin_fd < 0)
+    return -errno;
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(c->stdin_fd, args + off, len - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    off += (size_t)w;
+  }
+  if (lseek(c->stdin_fd, 0, SEEK_SET) < 0)
+    return -errno;
+  return 0;
+}
+
 int cmd_build(struct cmd *c, const struct job *j, const char *tmpdir)
 {
   struct htext t = {0};
   int rc;
 
   memset(c, 0, sizeof *c);
+  c->stdin_fd = -1;
   c->what = "exec";
   switch (j->kind) {
   case JOB_SHELL:
@@ -294,6 +350,12 @@ int cmd_build(struct cmd *c, const struct job *j, const char *tmpdir)
     c->header = ht_header(&t, "EOF\n");
     break;
   }
+  case JOB_TOOL:
+    if ((rc = build_tool(c, j, &t)) < 0)
+      return rc;
+    if (c->error)
+      return 0;
+    break;
   default:
     return -EINVAL;
   }
@@ -347,5 +409,8 @@ void cmd_release(struct cmd *c)
     free(c->script_path);
   }
   free(c->error);
+  if (c->stdin_fd >= 0)
+    close(c->stdin_fd);
   memset(c, 0, sizeof *c);
+  c->stdin_fd = -1;
 }

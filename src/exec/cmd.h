@@ -19,6 +19,7 @@ struct cmd {
   const char *what;  /* "exec" or "interpreter": how errors name the program */
   const char *name;  /* the program as the job wrote it (argv[0]) */
   char *error;       /* the job cannot start: "interpreter 'python9': not found" */
+  int stdin_fd;      /* tool kind: a memfd holding the tool's arguments, the job's stdin; else -1 */
 };
 
 /* Builds c from j. Returns 0 (then check c->error: a job that cannot start

@@ -608,7 +608,9 @@ int exec_start(uv_loop_t *loop, const struct job *j, const struct exec_opts *opt
         .sandbox = e->sj ? sbx_job_child(e->sj) : NULL,
     };
     struct spawn_failure f;
-    if (opts->set_stdin && opts->fd_stdin >= 0) {
+    if (c.stdin_fd >= 0) { /* a tool job's arguments */
+      req.fd_stdin = c.stdin_fd;
+    } else if (opts->set_stdin && opts->fd_stdin >= 0) {
       req.fd_stdin = opts->fd_stdin;
     } else {
       if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {

@@ -47,6 +47,12 @@ void job_release(struct job *j)
   free(j->idempotency_key);
   free_kv(j->labels, j->nlabels);
   free(j->image);
+  free(j->tool);
+  free(j->tool_args);
+  if (j->tool_argv)
+    for (char **p = j->tool_argv; *p; p++)
+      free(*p);
+  free(j->tool_argv);
   job_isolation_release(&j->isolation);
   memset(j, 0, sizeof *j);
 }
@@ -123,6 +129,8 @@ const char *job_kind_name(enum job_kind k)
     return "script";
   case JOB_CONTAINER:
     return "container";
+  case JOB_TOOL:
+    return "tool";
   }
   return "unknown";
 }
@@ -267,6 +275,13 @@ char *job_to_json(const struct job *j)
   if (j->nlabels)
     json_object_set_new(o, "labels", kv_object(j->labels, j->nlabels));
   add_sandbox_json(o, j);
+  if (j->tool)
+    json_object_set_new(o, "tool", jsonstr_new(j->tool));
+  if (j->kind == JOB_TOOL) {
+    /* tool_args was checked to be an object when it was parsed. */
+    json_t *a = j->tool_args ? json_loads(j->tool_args, JSON_DECODE_ANY, NULL) : NULL;
+    json_object_set_new(o, "args", a ? a : json_object());
+  }
   out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (!out)
@@ -279,13 +294,16 @@ char *job_to_json(const struct job *j)
 static const char *const known_fields[] = {
     "id",        "name",      "kind",    "command",    "argv",     "interpreter",     "script",
     "env",       "workdir",   "timeout", "kill_grace", "priority", "idempotency_key", "labels",
-    "resources", "isolation", "image",
+    "resources", "isolation", "image",   "tool",       "args",
 };
 /* Fields that later versions give a meaning. This one cannot honour them:
  * a job that asks for "isolation" must not run without it, so they are
  * errors that say so, not unknown-field errors with a "did you mean". */
 static const char *const reserved_fields[] = {
-    "tool", "container", "retries", "capabilities", "secrets",
+    "container",
+    "retries",
+    "capabilities",
+    "secrets",
 };
 
 struct ctx {
@@ -364,7 +382,7 @@ static int unknown_field(struct ctx *c, const char *key)
   return fail(c, &p, 1, 1,
               "unknown field \"%.60s\": known fields are id, name, kind, command, argv, "
               "interpreter, script, env, workdir, timeout, kill_grace, priority, "
-              "idempotency_key, labels, resources, isolation, image",
+              "idempotency_key, labels, resources, isolation, image, tool, args",
               key);
 }
 
@@ -722,10 +740,13 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
       j->kind = JOB_SCRIPT;
     else if (strcmp(s, "container") == 0)
       j->kind = JOB_CONTAINER;
+    else if (strcmp(s, "tool") == 0)
+      j->kind = JOB_TOOL;
     else {
       describe(v, got, sizeof got);
       rc = fail(c, &p, 1, 0,
-                "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", got %s",
+                "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", "
+                "\"tool\", got %s",
                 got);
     }
     free(s);
@@ -755,6 +776,21 @@ static int parse_field(struct ctx *c, struct job *j, const char *key, const json
     return get_duration(c, key, v, &j->timeout_ms);
   if (strcmp(key, "kill_grace") == 0)
     return get_duration(c, key, v, &j->kill_grace_ms);
+  if (strcmp(key, "tool") == 0)
+    return get_string(c, key, v, 1, &j->tool);
+  if (strcmp(key, "args") == 0) {
+    if (!json_is_object(v)) {
+      describe(v, got, sizeof got);
+      return fail(c, &p, 1, 0,
+                  "\"args\" must be an object of the tool's arguments like {\"path\": \"a.txt\"}, "
+                  "got %s",
+                  got);
+    }
+    j->tool_args = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!j->tool_args)
+      abort(); /* allocation failure */
+    return 0;
+  }
   if (strcmp(key, "priority") == 0) {
     if (!json_is_integer(v) || json_integer_value(v) < -1000000 ||
         json_integer_value(v) > 1000000) {
@@ -804,6 +840,32 @@ static int check_container(struct ctx *c, struct job *j, const json_t *root)
   return 0;
 }
 
+/* A tool job: "tool" and "args", nothing that would change how its
+ * program runs (env such as LD_PRELOAD, a workdir) or what it sees
+ * (isolation's mounts could bind a host folder into a tool root): the
+ * runner's policy alone decides that. "resources" (limits) may be set. */
+static int check_tool(struct ctx *c, struct job *j, const json_t *root)
+{
+  static const char *const unused[] = {"command", "argv",    "interpreter", "script",
+                                       "env",     "workdir", "isolation"};
+  for (size_t i = 0; i < ARRAY_SIZE(unused); i++) {
+    if (json_object_get(root, unused[i])) {
+      struct jsonpos_seg p = {unused[i], 0};
+      return fail(c, &p, 1, 1,
+                  "\"%s\" is not used by a tool job: a tool job takes \"tool\" and \"args\"",
+                  unused[i]);
+    }
+  }
+  if (!j->tool) {
+    memset(c->err, 0, sizeof *c->err);
+    snprintf(c->err->field, sizeof c->err->field, "tool");
+    snprintf(c->err->msg, sizeof c->err->msg,
+             "\"tool\" is required for a tool job, like \"tool\": \"file_read\"");
+    return -1;
+  }
+  return 0;
+}
+
 /* Which of command, argv, interpreter and script a kind takes, and the
  * message for one it does not take. */
 static int check_kind(struct ctx *c, struct job *j, const json_t *root)
@@ -816,10 +878,22 @@ static int check_kind(struct ctx *c, struct job *j, const json_t *root)
 
   if (j->kind == JOB_CONTAINER)
     return check_container(c, j, root);
+  if (j->kind == JOB_TOOL)
+    return check_tool(c, j, root);
   if (j->image) {
     struct jsonpos_seg p = {"image", 0};
     return fail(c, &p, 1, 1,
                 "\"image\" is used only by a container job: set \"kind\": \"container\"");
+  }
+  if (j->kind == JOB_TOOL)
+    return check_tool(c, j, root);
+  for (size_t i = 0; i < 2; i++) {
+    const char *f = i ? "args" : "tool";
+    if (json_object_get(root, f)) {
+      struct jsonpos_seg p = {f, 0};
+      return fail(c, &p, 1, 1, "\"%s\" is not used by %s %s job: set \"kind\": \"tool\"", f,
+                  j->kind == JOB_EXEC ? "an" : "a", kname);
+    }
   }
   if (j->command && j->argv) {
     struct jsonpos_seg p = {j->kind == JOB_SHELL ? "argv" : "command", 0};
@@ -912,6 +986,8 @@ int job_parse(struct job *j, const char *text, size_t len, struct job_error *err
       j->kind = JOB_EXEC;
     else if (json_object_get(root, "script") || json_object_get(root, "interpreter"))
       j->kind = JOB_SCRIPT;
+    else if (json_object_get(root, "tool"))
+      j->kind = JOB_TOOL;
     if (json_object_get(root, "image"))
       j->kind = JOB_CONTAINER;
   }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "base/id.h"
 
-enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT, JOB_CONTAINER };
+enum job_kind { JOB_SHELL, JOB_EXEC, JOB_SCRIPT, JOB_CONTAINER, JOB_TOOL };
 
 #define JOB_DEFAULT_TIMEOUT_MS    (60u * 60u * 1000u) /* 1h  */
 #define JOB_DEFAULT_KILL_GRACE_MS (10u * 1000u)       /* 10s */
@@ -87,6 +87,12 @@ struct job {
   /* container (issue 9; docs/containers.md): the image to run command (sh -c)
    * or argv in, or its own default command when neither is set */
   char *image;
+  /* tool (docs/tools.md): a built-in tool and its arguments. A tool job has
+   * no command, env or workdir of its own. */
+  char *tool;       /* "file_read", ... (tools_known checks the name when it runs) */
+  char *tool_args;  /* the arguments: a JSON object's compact text; NULL means {} */
+  char **tool_argv; /* set by the runner (tools_job_prepare), not the document: the
+                     * program and words that perform the tool, NULL-terminated */
 };
 
 /* Where a document was wrong. line and column are 1-based, 0 when unknown;
@@ -101,8 +107,8 @@ struct job_error {
 /* Parses a job document (JSON text, len bytes, need not be NUL-terminated)
  * into j, which the caller provides and must job_release() on success.
  * Unknown fields are errors (a typo must not be silently ignored), and so are
- * the fields that later versions give a meaning ("tool", "container",
- * "retries", "capabilities", "secrets"): "not supported
+ * the fields that later versions give a meaning ("container", "retries",
+ * "capabilities", "secrets"): "not supported
  * by this version of drover", since running without them would pretend a
  * limit holds. Durations are duration strings or numbers of seconds; a
  * positive number below 1 ms becomes 1 ms (only 0 means no limit). A byte

@@ -118,6 +118,11 @@ int job_from_pb(struct job *j, const pb_JobSpec *s, char *err, size_t errlen)
         j->argv[i] = xstrdup(s->argv[i]);
     }
     break;
+  case DROVER__V1__JOB_KIND__JOB_KIND_TOOL:
+    j->kind = JOB_TOOL;
+    j->tool = xstrdup(s->tool);
+    j->tool_args = dup_or_null(s->tool_args);
+    break;
   default:
     j->kind = JOB_SHELL;
     j->command = xstrdup(s->command);
@@ -177,6 +182,11 @@ pb_JobSpec *job_to_pb(const struct job *j)
       for (size_t i = 0; i < j->argc; i++)
         s->argv[i] = xstrdup(j->argv[i]);
     }
+    break;
+  case JOB_TOOL:
+    s->kind = DROVER__V1__JOB_KIND__JOB_KIND_TOOL;
+    s->tool = dup_or_null(j->tool);
+    s->tool_args = dup_or_null(j->tool_args);
     break;
   default:
     s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SHELL;

@@ -2,6 +2,7 @@
 #include "job/spec.h"
 
 #include <stdio.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "base/id.h"
@@ -16,6 +17,28 @@ static int empty(const char *s)
     snprintf(err, errlen, __VA_ARGS__);                                                            \
     return -1;                                                                                     \
   } while (0)
+
+/* A tool job: its name and an object of arguments, nothing that changes how
+ * its program runs (env, workdir) or feeds it (stdin carries the arguments). */
+static int check_tool(const pb_JobSpec *s, char *err, size_t errlen)
+{
+  if (empty(s->tool))
+    FAIL("\"tool\" is required for a tool job");
+  if (!empty(s->command) || s->n_argv || !empty(s->interpreter) || !empty(s->script))
+    FAIL("a tool job takes \"tool\" and \"args\" (not \"command\", \"argv\", \"interpreter\" or "
+         "\"script\")");
+  if (s->n_env || !empty(s->workdir) || s->stdin || s->isolation)
+    FAIL("a tool job takes no env, workdir, stdin or isolation: the runner's tool policy decides "
+         "how it runs");
+  if (!empty(s->tool_args)) {
+    json_t *a = json_loads(s->tool_args, JSON_REJECT_DUPLICATES, NULL);
+    int ok = json_is_object(a);
+    json_decref(a);
+    if (!ok)
+      FAIL("\"args\" must be a JSON object of the tool's arguments like {\"path\": \"a.txt\"}");
+  }
+  return 0;
+}
 
 /* The same bounds as a job file's "resources" and "isolation" (job.c). */
 static int spec_check_sandbox(const pb_JobSpec *s, char *err, size_t errlen)
@@ -77,7 +100,9 @@ int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
       FAIL("a script job takes \"interpreter\" and \"script\" (not \"command\" or \"argv\")");
     break;
   case DROVER__V1__JOB_KIND__JOB_KIND_TOOL:
-    FAIL("tool jobs are not supported by this version of drover");
+    if (check_tool(s, err, errlen) < 0)
+      return -1;
+    break;
   case DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER:
     if (empty(s->image))
       FAIL("\"image\" is required for a container job");
@@ -95,6 +120,8 @@ int job_spec_check(const pb_JobSpec *s, char *err, size_t errlen)
   }
   if (!empty(s->image) && s->kind != DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER)
     FAIL("\"image\" is used only by a container job");
+  if (s->kind != DROVER__V1__JOB_KIND__JOB_KIND_TOOL && (!empty(s->tool) || !empty(s->tool_args)))
+    FAIL("\"tool\" and \"args\" are for a tool job (kind tool) only");
   for (size_t i = 0; i < s->n_env; i++) {
     const pb_EnvVar *e = s->env[i];
     if (empty(e->name) || strchr(e->name, '='))

@@ -129,7 +129,7 @@ static void test_job_bom_and_nul(void **state)
  * must not run without it. */
 static void test_job_reserved_fields_are_errors(void **state)
 {
-  static const char *const names[] = {"tool", "container", "retries", "capabilities", "secrets"};
+  static const char *const names[] = {"container", "retries", "capabilities", "secrets"};
   for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
     char *doc = xasprintf("{\"command\": \"x\",\n  \"%s\": {}}", names[i]);
     char *msg = xasprintf("\"%s\" is not supported by this version of drover: remove it to run "
@@ -182,8 +182,8 @@ static void test_job_value_errors(void **state)
             "\"id\" must be 1 to 128 letters, digits, '.', '_' or '-', not starting with '.', "
             "got \"a/b\"");
   parse_bad("{\"command\": \"x\", \"kind\": \"bash\"}", 1, 26, "kind",
-            "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", got "
-            "\"bash\"");
+            "\"kind\" must be one of \"shell\", \"exec\", \"script\", \"container\", \"tool\", "
+            "got \"bash\"");
   parse_bad("{\"command\": \"x\", \"priority\": 1.5}", 1, 30, "priority",
             "\"priority\" must be a whole number from -1000000 to 1000000, got 1.5");
   parse_bad("{\"command\": \"x\",\n \"env\": {\"\\u0041B\": 5}}", 2, 21, "env.AB",
@@ -201,7 +201,7 @@ static void test_job_field_errors(void **state)
   parse_bad("{\"command\": \"x\", \"colour\": 1}", 1, 18, "colour",
             "unknown field \"colour\": known fields are id, name, kind, command, argv, "
             "interpreter, script, env, workdir, timeout, kill_grace, priority, idempotency_key, "
-            "labels, resources, isolation, image");
+            "labels, resources, isolation, image, tool, args");
   parse_bad("{\"command\": \"x\",\n \"argv\": [\"a\"]}", 2, 2, "argv",
             "\"command\" and \"argv\" cannot both be set: a shell job takes \"command\", an exec "
             "job takes \"argv\"");

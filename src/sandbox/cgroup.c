@@ -428,6 +428,7 @@ static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const
                      const struct job_resources *r)
 {
   memset(cg, 0, sizeof *cg);
+  cg->v2_fd = -1;
   for (int i = 0; i <= SBX_V1_N; i++)
     cg->join_fd[i] = -1;
   if (root->v2)
@@ -441,6 +442,8 @@ static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const
 
 static void cg_free(struct sbx_cgroup *cg)
 {
+  if (cg->v2_fd >= 0)
+    close(cg->v2_fd);
   for (int i = 0; i < cg->njoin; i++)
     if (cg->join_fd[i] >= 0)
       close(cg->join_fd[i]);
@@ -554,6 +557,11 @@ int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, cons
       goto fail;
     }
     cg->njoin = i + 1;
+  }
+  if (cg->v2 && (cg->v2_fd = open(cg->v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    snprintf(msg, msglen, "cannot open '%s': %s", cg->v2, strerror(errno));
+    goto fail;
   }
   return 0;
 fail:
@@ -682,6 +690,10 @@ void sbx_cgroup_stats(const struct sbx_cgroup *cg, struct job_result *r)
 int sbx_cgroup_destroy(struct sbx_cgroup *cg)
 {
   int rc = 0;
+  if (cg->v2_fd >= 0) {
+    close(cg->v2_fd);
+    cg->v2_fd = -1;
+  }
   for (int i = 0; i < cg->njoin; i++)
     if (cg->join_fd[i] >= 0) {
       close(cg->join_fd[i]);

@@ -153,6 +153,7 @@ int sbx_child_prepare(struct sbx_child *c, const struct job *j, const char *path
   const struct job_isolation *iso = &j->isolation;
   memset(c, 0, sizeof *c);
   c->exe_fd = -1;
+  c->cgroup_fd = c->cgroup_join = -1;
 
   if (!job_isolation_any(iso))
     return 0;
@@ -277,6 +278,7 @@ void sbx_child_release(struct sbx_child *c)
   free(c->init_argv);
   memset(c, 0, sizeof *c);
   c->exe_fd = -1;
+  c->cgroup_fd = c->cgroup_join = -1;
 }
 
 /* ---- in the child: syscalls on prepared data only ---- */
@@ -320,7 +322,7 @@ __attribute__((no_sanitize_address)) static int lo_up(void)
   return rc;
 }
 
-__attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child *c,
+__attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child *c, int in_cgroup,
                                                          const char **what)
 {
   /* A user namespace's maps before anything else: until they are written
@@ -334,7 +336,8 @@ __attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child 
   /* First, before anything can fork: every process of the job is in its
    * group from here on. "0" is the writer itself. */
   for (int i = 0; i < c->njoin; i++)
-    STEP(write(c->join_fd[i], "0", 1) < 0, "join the job's cgroup");
+    if (!(in_cgroup && i == c->cgroup_join))
+      STEP(write(c->join_fd[i], "0", 1) < 0, "join the job's cgroup");
   if (c->oom_score_adj) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     STEP(fd < 0, "open /proc/self/oom_score_adj");

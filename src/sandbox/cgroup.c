@@ -403,18 +403,22 @@ int sbx_cgroot_enter(struct sbx_cgroot *root)
 
 /* ---- one job's group ---- */
 
-/* Which v1 hierarchies a job's group needs. Each costs a mkdir, a
- * migration of the child and an rmdir (about 0.1 ms together), so with a v2
- * group (tracking, cgroup.kill, cpu.stat) only what v2 cannot do here:
- * memory (limit, peak, OOM events), pids and cpu only for their limits. r
- * NULL: all of them (the sweep looks everywhere). */
+/* Which v1 hierarchies a job's group needs. With a v2 group (tracking,
+ * cgroup.kill, cpu.stat), only what v2 cannot do here, and only for a limit:
+ * joining a v1 group is a write to its cgroup.procs, and the first such
+ * write after an idle moment waits for an RCU grace period in the kernel
+ * (cgroup_threadgroup_rwsem; 10-15 ms measured here) while the runner's
+ * loop waits for the vfork'ed child, whereas the v2 group is entered by
+ * clone3 for free. The price: without a memory limit, no memory peak from
+ * the cgroup on a hybrid machine. r NULL: all of them (the sweep looks
+ * everywhere). */
 static int v1_needed(const struct sbx_cgroot *root, const struct job_resources *r, int i)
 {
   if (!r || !root->v2)
     return 1;
   switch (i) {
   case SBX_V1_MEMORY:
-    return !root->v2_mem;
+    return r->memory_bytes && !root->v2_mem;
   case SBX_V1_PIDS:
     return r->pids && !root->v2_pids;
   case SBX_V1_CPU:

@@ -62,6 +62,11 @@ struct sbx_child {
   gid_t *groups;
   size_t ngroups;
   int no_new_privs;
+  /* An isolated job that stays root (in the host's user namespace or its
+   * own) keeps only the capabilities Docker gives a container by default:
+   * no CAP_SYS_ADMIN (it could remount "/" writable, setns out of its
+   * network namespace), no CAP_SYS_MODULE, CAP_NET_ADMIN, ... */
+  int drop_caps;
   /* PID namespace: exec the init (exe_fd, the drover binary) with init_argv
    * instead of the job's program. */
   int exe_fd;

@@ -224,6 +224,14 @@ def test_sandbox_read_only_root_private_tmp_writable_workdir(drover, tmp_path):
     r = run(drover, "--read-only", "--read-only-workdir", "--workdir", str(tmp_path), "--",
             "echo w > here2")
     assert r.returncode != 0 and not (tmp_path / "here2").exists()
+    # A root job cannot undo it: no CAP_SYS_ADMIN (nor CAP_NET_ADMIN, which
+    # with it could rewire its network), Docker's default set only.
+    r = run(drover, "--read-only", "--workdir", str(tmp_path), "--",
+            f"mount -o remount,rw / 2>/dev/null; touch /usr/{name} 2>/dev/null && echo writable; "
+            "grep CapEff /proc/self/status")
+    assert "writable" not in r.stdout and not os.path.exists(f"/usr/{name}")
+    cap_eff = int(r.stdout.split()[-1], 16)
+    assert cap_eff == 0xa80425fb and not cap_eff & (1 << 21) and not cap_eff & (1 << 12)
 
 
 def test_sandbox_mount_binds_read_only_and_writable(drover, tmp_path):

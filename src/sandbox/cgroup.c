@@ -252,6 +252,7 @@ void sbx_cgroot_init(struct sbx_cgroot *root, enum sbx_cg_mode mode, const char 
   size_t len;
 
   memset(root, 0, sizeof *root);
+  root->given_base = parent != NULL;
   if (mode == SBX_CG_OFF) {
     root->why = xstrdup("cgroups are turned off (--cgroups off)");
     return;
@@ -331,12 +332,13 @@ const char *sbx_cgroot_mode_name(const struct sbx_cgroot *root)
   return v1 ? "v1" : "none";
 }
 
-static void rm_runner_and_base(const char *base)
+static void rm_runner_and_base(const char *base, int keep_base)
 {
   char path[4096];
   snprintf(path, sizeof path, "%s/runner", base);
   rmdir(path); /* fails while we are in it: fine */
-  rmdir(base); /* fails while jobs' groups are there: fine */
+  if (!keep_base)
+    rmdir(base); /* fails while jobs' groups are there: fine */
 }
 
 void sbx_cgroot_release(struct sbx_cgroot *root)
@@ -351,7 +353,7 @@ void sbx_cgroot_release(struct sbx_cgroot *root)
   for (int i = 0; i < SBX_V1_N; i++)
     free(root->orig_v1[i]);
   if (root->v2) {
-    rm_runner_and_base(root->v2);
+    rm_runner_and_base(root->v2, root->given_base);
     free(root->v2);
   }
   for (int i = 0; i < SBX_V1_N; i++) {
@@ -359,7 +361,7 @@ void sbx_cgroot_release(struct sbx_cgroot *root)
       continue;
     /* A co-mounted controller has the same path twice: the second rmdir
      * finds nothing, harmless. */
-    rm_runner_and_base(root->v1[i]);
+    rm_runner_and_base(root->v1[i], root->given_base);
     free(root->v1[i]);
   }
   free(root->why);

@@ -44,6 +44,7 @@ struct sbx_cgroot {
   /* Where the runner was before sbx_cgroot_enter (it goes back on release). */
   char *orig_v2, *orig_v1[SBX_V1_N];
   int entered;
+  int given_base; /* BASE is --cgroup-parent's: left in place on release */
 };
 
 /* Finds the hierarchies and makes BASE in each that is writable. name is

@@ -306,3 +306,18 @@ def test_sandbox_not_root_isolates_in_a_user_namespace(drover):
     r = run_as_nobody("--memory", "64M", "--", "echo ran")
     assert r.returncode == 125 and "\"resources.memory\" cannot be enforced here" in r.stderr
     assert "ran" not in r.stdout
+
+
+def test_sandbox_cgroup_parent_places_the_jobs_group(drover):
+    parent = f"/drover-test-{uuid.uuid4().hex[:12]}"
+    try:
+        r = run(drover, "--cgroup-parent", parent, "--", "cat /proc/self/cgroup")
+        assert r.returncode == 0, r.stderr
+        paths = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in r.stdout.splitlines()}
+        assert paths[""].startswith(parent + "/job-1-")   # the v2 group, by clone3
+    finally:
+        # The parent is the user's: drover leaves it; the test removes it.
+        for h in os.listdir("/sys/fs/cgroup"):
+            d = f"/sys/fs/cgroup/{h}{parent}"
+            if os.path.isdir(d):
+                os.rmdir(d)

@@ -218,8 +218,10 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   clone_err = ENOSYS;
   if (req->sandbox && req->sandbox->cgroup_fd >= 0) {
     /* Straight into the job's v2 group: no cgroup.procs write (see
-     * clone3.h). A kernel before 5.7 says ENOSYS, E2BIG or EINVAL: the
-     * child joins by writing, as on v1. */
+     * clone3.h). When the kernel refuses (before 5.7: ENOSYS, E2BIG or
+     * EINVAL; a group it will not take: EBUSY, EACCES...), clone as usual
+     * and the child joins by writing, which says what is wrong if that
+     * fails too. */
     struct spawn_clone_args a = {
         .flags = (uint64_t)(unsigned)flags | SPAWN_CLONE_INTO_CGROUP,
         .exit_signal = SIGCHLD,
@@ -234,7 +236,7 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
     else
       clone_err = (int)-r;
   }
-  if (pid < 0 && (clone_err == ENOSYS || clone_err == E2BIG || clone_err == EINVAL)) {
+  if (pid < 0) {
     c.in_cgroup = 0;
     pid = clone(child_run, (char *)stack + CHILD_STACK, flags | SIGCHLD, &c);
     if (pid < 0)

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "exec/clone3.h"
 #include "sandbox/child.h"
 
 /* The child's fd layout: 0..3 as the job sees them, nothing above. Every
@@ -48,6 +50,7 @@ struct child_ctx {
   struct sigaction dfl;
   sigset_t empty;
   pid_t parent;           /* our pid, taken before clone */
+  int in_cgroup;          /* cloned into the job's v2 group (clone3) */
   struct spawn_failure f; /* written by the child only when it fails */
 };
 
@@ -108,7 +111,7 @@ __attribute__((no_sanitize_address)) static int child_run(void *arg)
    * glibc's setuid family, whose wrappers signal every thread of the
    * process to change them all, and here that process is ours. */
   if (req->sandbox) {
-    int rc = sbx_child_setup(req->sandbox, &c->f.what);
+    int rc = sbx_child_setup(req->sandbox, c->in_cgroup, &c->f.what);
     if (rc < 0)
       child_fail(c, SPAWN_STEP_SANDBOX, -rc);
   }
@@ -210,11 +213,35 @@ int spawn_process(const struct spawn_req *req, struct spawn_failure *f)
   sigfillset(&all);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KSIGSET_SIZE);
   /* The stack grows down on every architecture Linux runs drover on. */
-  pid =
-      clone(child_run, (char *)stack + CHILD_STACK,
-            CLONE_VM | CLONE_VFORK | SIGCHLD | (req->sandbox ? req->sandbox->clone_flags : 0), &c);
-  if (pid < 0)
-    clone_err = errno;
+  int flags = CLONE_VM | CLONE_VFORK | (req->sandbox ? req->sandbox->clone_flags : 0);
+  pid = -1;
+  clone_err = ENOSYS;
+  if (req->sandbox && req->sandbox->cgroup_fd >= 0) {
+    /* Straight into the job's v2 group: no cgroup.procs write (see
+     * clone3.h). When the kernel refuses (before 5.7: ENOSYS, E2BIG or
+     * EINVAL; a group it will not take: EBUSY, EACCES...), clone as usual
+     * and the child joins by writing, which says what is wrong if that
+     * fails too. */
+    struct spawn_clone_args a = {
+        .flags = (uint64_t)(unsigned)flags | SPAWN_CLONE_INTO_CGROUP,
+        .exit_signal = SIGCHLD,
+        .stack = (uint64_t)(uintptr_t)stack,
+        .stack_size = CHILD_STACK,
+        .cgroup = (uint64_t)req->sandbox->cgroup_fd,
+    };
+    c.in_cgroup = 1;
+    long r = spawn_clone3(&a, child_run, &c);
+    if (r >= 0)
+      pid = (pid_t)r;
+    else
+      clone_err = (int)-r;
+  }
+  if (pid < 0) {
+    c.in_cgroup = 0;
+    pid = clone(child_run, (char *)stack + CHILD_STACK, flags | SIGCHLD, &c);
+    if (pid < 0)
+      clone_err = errno;
+  }
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KSIGSET_SIZE);
   munmap(stack, CHILD_STACK);
 

@@ -252,6 +252,7 @@ void sbx_cgroot_init(struct sbx_cgroot *root, enum sbx_cg_mode mode, const char 
   size_t len;
 
   memset(root, 0, sizeof *root);
+  root->given_base = parent != NULL;
   if (mode == SBX_CG_OFF) {
     root->why = xstrdup("cgroups are turned off (--cgroups off)");
     return;
@@ -331,12 +332,13 @@ const char *sbx_cgroot_mode_name(const struct sbx_cgroot *root)
   return v1 ? "v1" : "none";
 }
 
-static void rm_runner_and_base(const char *base)
+static void rm_runner_and_base(const char *base, int keep_base)
 {
   char path[4096];
   snprintf(path, sizeof path, "%s/runner", base);
   rmdir(path); /* fails while we are in it: fine */
-  rmdir(base); /* fails while jobs' groups are there: fine */
+  if (!keep_base)
+    rmdir(base); /* fails while jobs' groups are there: fine */
 }
 
 void sbx_cgroot_release(struct sbx_cgroot *root)
@@ -351,7 +353,7 @@ void sbx_cgroot_release(struct sbx_cgroot *root)
   for (int i = 0; i < SBX_V1_N; i++)
     free(root->orig_v1[i]);
   if (root->v2) {
-    rm_runner_and_base(root->v2);
+    rm_runner_and_base(root->v2, root->given_base);
     free(root->v2);
   }
   for (int i = 0; i < SBX_V1_N; i++) {
@@ -359,7 +361,7 @@ void sbx_cgroot_release(struct sbx_cgroot *root)
       continue;
     /* A co-mounted controller has the same path twice: the second rmdir
      * finds nothing, harmless. */
-    rm_runner_and_base(root->v1[i]);
+    rm_runner_and_base(root->v1[i], root->given_base);
     free(root->v1[i]);
   }
   free(root->why);
@@ -403,18 +405,22 @@ int sbx_cgroot_enter(struct sbx_cgroot *root)
 
 /* ---- one job's group ---- */
 
-/* Which v1 hierarchies a job's group needs. Each costs a mkdir, a
- * migration of the child and an rmdir (about 0.1 ms together), so with a v2
- * group (tracking, cgroup.kill, cpu.stat) only what v2 cannot do here:
- * memory (limit, peak, OOM events), pids and cpu only for their limits. r
- * NULL: all of them (the sweep looks everywhere). */
+/* Which v1 hierarchies a job's group needs. With a v2 group (tracking,
+ * cgroup.kill, cpu.stat), only what v2 cannot do here, and only for a limit:
+ * joining a v1 group is a write to its cgroup.procs, and the first such
+ * write after an idle moment waits for an RCU grace period in the kernel
+ * (cgroup_threadgroup_rwsem; 10-15 ms measured here) while the runner's
+ * loop waits for the vfork'ed child, whereas the v2 group is entered by
+ * clone3 for free. The price: without a memory limit, no memory peak from
+ * the cgroup on a hybrid machine. r NULL: all of them (the sweep looks
+ * everywhere). */
 static int v1_needed(const struct sbx_cgroot *root, const struct job_resources *r, int i)
 {
   if (!r || !root->v2)
     return 1;
   switch (i) {
   case SBX_V1_MEMORY:
-    return !root->v2_mem;
+    return r->memory_bytes && !root->v2_mem;
   case SBX_V1_PIDS:
     return r->pids && !root->v2_pids;
   case SBX_V1_CPU:
@@ -428,6 +434,7 @@ static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const
                      const struct job_resources *r)
 {
   memset(cg, 0, sizeof *cg);
+  cg->v2_fd = -1;
   for (int i = 0; i <= SBX_V1_N; i++)
     cg->join_fd[i] = -1;
   if (root->v2)
@@ -441,6 +448,8 @@ static void cg_paths(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const
 
 static void cg_free(struct sbx_cgroup *cg)
 {
+  if (cg->v2_fd >= 0)
+    close(cg->v2_fd);
   for (int i = 0; i < cg->njoin; i++)
     if (cg->join_fd[i] >= 0)
       close(cg->join_fd[i]);
@@ -554,6 +563,11 @@ int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, cons
       goto fail;
     }
     cg->njoin = i + 1;
+  }
+  if (cg->v2 && (cg->v2_fd = open(cg->v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    snprintf(msg, msglen, "cannot open '%s': %s", cg->v2, strerror(errno));
+    goto fail;
   }
   return 0;
 fail:
@@ -682,6 +696,10 @@ void sbx_cgroup_stats(const struct sbx_cgroup *cg, struct job_result *r)
 int sbx_cgroup_destroy(struct sbx_cgroup *cg)
 {
   int rc = 0;
+  if (cg->v2_fd >= 0) {
+    close(cg->v2_fd);
+    cg->v2_fd = -1;
+  }
   for (int i = 0; i < cg->njoin; i++)
     if (cg->join_fd[i] >= 0) {
       close(cg->join_fd[i]);

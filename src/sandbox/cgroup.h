@@ -44,6 +44,7 @@ struct sbx_cgroot {
   /* Where the runner was before sbx_cgroot_enter (it goes back on release). */
   char *orig_v2, *orig_v1[SBX_V1_N];
   int entered;
+  int given_base; /* BASE is --cgroup-parent's: left in place on release */
 };
 
 /* Finds the hierarchies and makes BASE in each that is writable. name is
@@ -83,6 +84,8 @@ struct sbx_cgroup {
   char *v2;                  /* its directory in the unified hierarchy, or NULL */
   char *v1[SBX_V1_N];        /* per v1 controller, or NULL (a co-mounted one repeats a path) */
   int join_fd[SBX_V1_N + 1]; /* open cgroup.procs of each, -1 after the end */
+  int v2_fd;                 /* the v2 directory (for CLONE_INTO_CGROUP; join_fd[0] is its
+                                cgroup.procs), or -1 */
   int njoin;
   int v2_mem, v2_pids;
 };

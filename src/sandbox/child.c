@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -153,6 +155,7 @@ int sbx_child_prepare(struct sbx_child *c, const struct job *j, const char *path
   const struct job_isolation *iso = &j->isolation;
   memset(c, 0, sizeof *c);
   c->exe_fd = -1;
+  c->cgroup_fd = c->cgroup_join = -1;
 
   if (!job_isolation_any(iso))
     return 0;
@@ -172,6 +175,7 @@ int sbx_child_prepare(struct sbx_child *c, const struct job *j, const char *path
   c->no_new_privs = 1;
   if (iso->user && resolve_user(c, iso->user, err, errlen) < 0)
     return -1;
+  c->drop_caps = !c->set_user || c->uid == 0;
   if (iso->network == JOB_NET_NONE) {
     c->unshare_flags |= CLONE_NEWNET;
     c->lo_up = 1;
@@ -277,6 +281,7 @@ void sbx_child_release(struct sbx_child *c)
   free(c->init_argv);
   memset(c, 0, sizeof *c);
   c->exe_fd = -1;
+  c->cgroup_fd = c->cgroup_join = -1;
 }
 
 /* ---- in the child: syscalls on prepared data only ---- */
@@ -301,6 +306,39 @@ __attribute__((no_sanitize_address)) static int write_proc(const char *path, con
   return w < 0 ? -1 : 0;
 }
 
+/* Docker's default capabilities (moby's oci/caps/defaults.go): what a
+ * root process in a container may keep. */
+static const int kept_caps[] = {
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE,
+};
+
+/* Every other capability out of the bounding set and out of the
+ * effective, permitted and inheritable sets (so exec cannot bring it
+ * back). */
+__attribute__((no_sanitize_address)) static int drop_caps(void)
+{
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  uint32_t keep[2] = {0, 0};
+  for (size_t i = 0; i < sizeof kept_caps / sizeof kept_caps[0]; i++)
+    keep[kept_caps[i] / 32] |= 1u << (kept_caps[i] % 32);
+  for (int cap = 0; cap < 64; cap++)
+    if (!(keep[cap / 32] & (1u << (cap % 32))) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+        errno != EINVAL)
+      return -1;
+  if (syscall(SYS_capget, &h, d) < 0)
+    return -1;
+  for (int i = 0; i < 2; i++) {
+    d[i].effective &= keep[i];
+    d[i].permitted &= keep[i];
+    d[i].inheritable &= keep[i];
+  }
+  return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
 __attribute__((no_sanitize_address)) static int lo_up(void)
 {
   struct ifreq ifr;
@@ -320,7 +358,7 @@ __attribute__((no_sanitize_address)) static int lo_up(void)
   return rc;
 }
 
-__attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child *c,
+__attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child *c, int in_cgroup,
                                                          const char **what)
 {
   /* A user namespace's maps before anything else: until they are written
@@ -334,7 +372,8 @@ __attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child 
   /* First, before anything can fork: every process of the job is in its
    * group from here on. "0" is the writer itself. */
   for (int i = 0; i < c->njoin; i++)
-    STEP(write(c->join_fd[i], "0", 1) < 0, "join the job's cgroup");
+    if (!(in_cgroup && i == c->cgroup_join))
+      STEP(write(c->join_fd[i], "0", 1) < 0, "join the job's cgroup");
   if (c->oom_score_adj) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     STEP(fd < 0, "open /proc/self/oom_score_adj");
@@ -398,6 +437,8 @@ __attribute__((no_sanitize_address)) int sbx_child_setup(const struct sbx_child 
     STEP(syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0, "set the job's group id");
     STEP(syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0, "set the job's user id");
   }
+  if (c->drop_caps)
+    STEP(drop_caps() < 0, "drop capabilities");
   if (c->no_new_privs)
     STEP(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0, "set no_new_privs");
   /* After the user change: the job's user must be able to enter it. */

@@ -24,6 +24,10 @@ struct sbx_bind {
 struct sbx_child {
   const int *join_fd; /* cgroup.procs of the job's groups; njoin of them */
   int njoin;
+  /* The v2 group's directory, for clone3's CLONE_INTO_CGROUP (spawn.c), and
+   * which join_fd is that group's (not written when clone3 put the child
+   * there); -1: none. */
+  int cgroup_fd, cgroup_join;
   const char *oom_score_adj; /* written to /proc/self/oom_score_adj; NULL: left */
   int clone_flags;           /* for clone itself: CLONE_NEWPID, CLONE_NEWUSER */
   /* A runner that is not root: a user namespace (made by clone) where the
@@ -58,6 +62,11 @@ struct sbx_child {
   gid_t *groups;
   size_t ngroups;
   int no_new_privs;
+  /* An isolated job that stays root (in the host's user namespace or its
+   * own) keeps only the capabilities Docker gives a container by default:
+   * no CAP_SYS_ADMIN (it could remount "/" writable, setns out of its
+   * network namespace), no CAP_SYS_MODULE, CAP_NET_ADMIN, ... */
+  int drop_caps;
   /* PID namespace: exec the init (exe_fd, the drover binary) with init_argv
    * instead of the job's program. */
   int exe_fd;
@@ -75,9 +84,10 @@ int sbx_child_prepare(struct sbx_child *c, const struct job *j, const char *path
                       int exe_fd, char *err, size_t errlen);
 void sbx_child_release(struct sbx_child *c);
 
-/* In the child: does it all. Returns 0, or -errno with *what naming the
- * step that failed ("mount a tmpfs on /tmp"). Raw syscalls only. */
-int sbx_child_setup(const struct sbx_child *c, const char **what);
+/* In the child: does it all (in_cgroup: the child was cloned into the v2
+ * group already). Returns 0, or -errno with *what naming the step that
+ * failed ("mount a tmpfs on /tmp"). Raw syscalls only. */
+int sbx_child_setup(const struct sbx_child *c, int in_cgroup, const char **what);
 
 /* The init's main(): argv = {SBX_INIT_ARGV0, path, argv0, args...}. Forks
  * the job in a process group of its own, forwards the signals it gets to

@@ -293,6 +293,10 @@ int sbx_job_new(struct sbx *s, struct job *j, const char *path, char *const *arg
     sj->has_cg = 1;
     sj->child.join_fd = sj->cg.join_fd;
     sj->child.njoin = sj->cg.njoin;
+    if (sj->cg.v2_fd >= 0) {
+      sj->child.cgroup_fd = sj->cg.v2_fd;
+      sj->child.cgroup_join = 0; /* the v2 group's cgroup.procs is opened first */
+    }
   }
   if (s->cfg.protect)
     sj->child.oom_score_adj = JOB_OOM_SCORE_ADJ;

@@ -125,3 +125,20 @@ def test_sandbox_agent_options_it_cannot_honour_are_errors(drover, jobs):
                            text=True, timeout=30, env=env)
         assert r.returncode == 2 and text in r.stderr, r.stderr
         check_clean(r.stderr)
+
+
+def test_sandbox_networked_agent_killed_leaves_nothing_after_restart(cluster, tmp_path):
+    from agentlib import agent as net_agent, restart_agent, submit
+    from cluster import wait_for as cwait
+    srv = cluster.server(node_timeout="30s")
+    a = net_agent(cluster, srv, "a1")
+    jid = submit(srv, "--", f"( setsid sh -c 'echo $$ > {tmp_path}/p1; exec sleep 1000' & ) "
+                 f"</dev/null >/dev/null 2>&1; echo $$ > {tmp_path}/p0; sleep 1000")
+    pids = [int(cwait(lambda: (tmp_path / f"p{i}").exists() and (tmp_path / f"p{i}").read_text()
+                      .strip(), what=f"p{i}")) for i in (0, 1)]
+    a.kill9()
+    assert not gone(pids[1])   # the setsid one outlives its agent...
+    b = restart_agent(cluster, srv, a)
+    b.wait_log("removed job cgroups left by a previous run")
+    assert [p for p in pids if not gone(p)] == []   # ...until the next life starts
+    assert jid

@@ -126,6 +126,7 @@ static void test_sandbox_child_prepare(void **state)
   assert_true(c.unshare_flags & CLONE_NEWNS);
   assert_true(c.clone_flags & CLONE_NEWPID);
   assert_true(c.lo_up && c.mount_proc && c.no_new_privs);
+  assert_true(c.drop_caps); /* root stays root: Docker's default set only */
   assert_string_equal(c.tmp_opts, "size=67108864,mode=1777");
   assert_string_equal(c.cwd, "/tmp");
   /* binds[0]: the workdir kept writable; binds[1]: the --mount. */
@@ -152,6 +153,7 @@ static void test_sandbox_child_prepare(void **state)
   assert_int_equal(sbx_child_prepare(&c, &j, "/bin/sh", argv, 99, err, sizeof err), 0);
   assert_int_equal(c.uid, 4242);
   assert_int_equal(c.gid, 4343);
+  assert_false(c.drop_caps); /* a non-root uid loses them all by setresuid */
   sbx_child_release(&c);
   job_release(&j);
 }

@@ -340,3 +340,13 @@ def test_tools_path_longer_than_path_max_is_refused_before_any_walk(drover, tree
     _, doc, _ = tool(drover, tree, "file_write", {"path": path, "content": "x"}, expect=1)
     assert "File name too long" in doc["error"] and len(doc["error"]) < 1024
     assert not (tree / "root" / "w" / "a").exists()
+
+
+def test_tools_exec_help_and_usage(drover):
+    r = subprocess.run([drover, "tool-exec", "--help"], capture_output=True, text=True,
+                       timeout=60, env=clean_env())
+    assert r.returncode == 0 and r.stdout.startswith("usage: drover tool-exec")
+    r = subprocess.run([drover, "tool-exec"], capture_output=True, text=True, timeout=60,
+                       env=clean_env(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and json.loads(r.stdout)["error"].startswith("usage:")
+    assert not SANITIZER.search(r.stderr), r.stderr

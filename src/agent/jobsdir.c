@@ -799,7 +799,6 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->shutdown_timeout_ms = opts->shutdown_timeout_ms;
   jd->max_job_size = opts->max_job_size ? opts->max_job_size : JOBSDIR_DEFAULT_MAX_JOB_SIZE;
   jd->max_log_size = opts->max_log_size;
-  jd->tools = opts->tools;
   jd->retry_ms = RETRY_FIRST_MS;
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
@@ -813,6 +812,11 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   uv_fs_event_init(loop, &jd->cancel_ev);
   jd->dir_ev.data = jd->cancel_ev.data = jd;
   return jd;
+}
+
+void jobsdir_set_tools(struct jobsdir *jd, const struct tools_policy *p)
+{
+  jd->tools = p;
 }
 
 int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
@@ -833,8 +837,9 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   jd->watching = 1;
 
   static const struct core_ops ops = {on_before_start, on_start, on_progress, on_done, on_phase};
-  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->tools};
+  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms};
   jd->core = core_new(jd->loop, &co, &ops, jd);
+  core_set_tools(jd->core, jd->tools);
   jd->slots = core_slots(jd->core);
   jd->started = 1;
   log_info("agent started", "dir=%s slots=%u", jd->files.dir, jd->slots);

@@ -48,21 +48,23 @@ struct jobsdir;
 
 #define JOBSDIR_DEFAULT_MAX_JOB_SIZE (1024 * 1024)
 
-struct tools_policy;
 struct jobsdir_opts {
   const char *dir;              /* the jobs directory (copied) */
   unsigned slots;               /* jobs at once; 0: number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown waits for running jobs */
   uint64_t max_job_size;        /* bigger job files are refused; 0: the default, 1 MiB */
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
-  /* for tool jobs (core_opts.tools); must outlive jd */
-  const struct tools_policy *tools;
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);
 typedef void (*jobsdir_close_cb)(void *ud);
 
 struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts);
+struct tools_policy;
+/* Before jobsdir_start: what its tool jobs may do (core_set_tools). Not
+ * copied: p must outlive jd. */
+void jobsdir_set_tools(struct jobsdir *jd, const struct tools_policy *p);
+
 /* Creates the folders, recovers running/, indexes results/, claims the files
  * already there and starts watching. Returns 0, or -errno with a message for the
  * user in err (then jobsdir_close is all that is left to do). */

@@ -294,8 +294,9 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
   struct shipper_opts so = {
       o->log_batch_lines, o->log_batch_interval_ms, o->spool_max, 0, on_ships_empty, s};
   s->ships = shipper_new(loop, &so, &s->st);
-  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->tools};
+  struct core_opts co = {o->slots, o->shutdown_timeout_ms};
   s->core = core_new(loop, &co, &runs_core_ops, s);
+  core_set_tools(s->core, o->tools);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps);
   if (tools_policy_configured(o->tools)) {

@@ -86,11 +86,9 @@ static const char agent_summary[] =
     "comes and keeps it (memory, then --spool-max on disk) while the coordinator is away, and\n"
     "reconnects. Capabilities it reports (cgroup.v1, cgroup.v2, ns.user, ns.pid, ns.net,\n"
     "ns.mount, docker) describe the host: this version runs jobs in their own process group,\n"
-    "without cgroups or namespaces; \"tools\" says that tool jobs have something to work on\n"
-    "here (--tool-root, --fetch-allow or --search-url; docs/tools.md).\n"
-    "--name and --label also come from DROVER_NAME and DROVER_LABEL, which 'drover job run'\n"
-    "reads for its own --name and --label: set them for one command, not in a shared\n"
-    "environment.\n"
+    "without cgroups or namespaces. --name and --label also come from DROVER_NAME and\n"
+    "DROVER_LABEL, which 'drover job run' reads for its own --name and --label: set them for\n"
+    "one command, not in a shared environment.\n"
     "With --jobs-dir DIR it runs the *.json job files dropped into DIR\n"
     "and writes DIR/results/<id>.json, DIR/logs/<id>.log and, while it runs, "
     "DIR/status/<id>.json;\n"
@@ -99,7 +97,9 @@ static const char agent_summary[] =
     "SIGTERM, SIGINT, SIGHUP (or any other signal that would end it): stop taking jobs, let\n"
     "running jobs finish up to --shutdown-timeout, cancel the rest, deliver their results\n"
     "(--coordinator: then say goodbye, the node shows 'down'), exit 0; a second signal\n"
-    "cancels running jobs at once.";
+    "cancels running jobs at once.\n"
+    "Tool jobs (docs/tools.md) run under the --tool-* options; with a --tool-root,\n"
+    "--fetch-allow or --search-url the node also reports the capability \"tools\".";
 
 /* Every signal whose default action would end the agent and that can be
  * caught turns into the graceful shutdown, so that none of them leaves a job
@@ -222,9 +222,9 @@ int cli_agent(int argc, char **argv)
     goto out;
   }
   cfg_common_apply(&o.common);
-  char err[512];
-  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
-    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", err);
+  char terr[512];
+  if (tools_policy_setup(&o.tools, terr, sizeof(terr)) < 0) {
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", terr);
     goto out;
   }
 
@@ -239,6 +239,7 @@ int cli_agent(int argc, char **argv)
   memset(&ctx, 0, sizeof(ctx));
   watch_signals(&loop, &ctx);
 
+  char err[512];
   if (remote) {
     struct agent_session_opts so = {
         .coordinator = o.coordinator,
@@ -268,9 +269,10 @@ int cli_agent(int argc, char **argv)
       ctx.sess = NULL;
     }
   } else {
-    struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
-                              o.max_job_size, o.max_log_size,    &o.tools};
+    struct jobsdir_opts jo = {o.jobs_dir, (unsigned)o.slots, o.shutdown_timeout_ms, o.max_job_size,
+                              o.max_log_size};
     ctx.jd = jobsdir_new(&loop, &jo);
+    jobsdir_set_tools(ctx.jd, &o.tools);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);
       code = CLI_EXIT_ERROR;

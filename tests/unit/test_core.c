@@ -110,7 +110,7 @@ static void test_core_attempts_are_apart(void **state)
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct seen s = {0};
-  struct core_opts o = {2, 1000, NULL};
+  struct core_opts o = {2, 1000};
   struct agent_core *c = core_new(&loop, &o, &ops, &s);
   struct tjob a, b, dup;
   submit(c, &a, "job", 1, "echo one $DROVER_ATTEMPT; sleep 30");
@@ -155,7 +155,7 @@ static void test_core_shutdown_phases(void **state)
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct seen s = {0};
-  struct core_opts o = {1, 200, NULL};
+  struct core_opts o = {1, 200};
   struct agent_core *c = core_new(&loop, &o, &ops, &s);
   struct tjob run, queued;
   submit(c, &run, "long", 1, "sleep 30");

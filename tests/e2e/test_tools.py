@@ -314,7 +314,7 @@ def test_tools_isolate_never_runs_without_the_sandbox(drover, tree):
 
 GREP_PATTERNS = ["TODO", "colou?r", "a+b", r"x{2}yz", r"error_\d{3} occurred", r"^\s*int\b",
                  r"(?i)todo", "foo|bar", r"[(]void[)]", r"\.c$", r"e\s+", "zz+top", r"\Qa.b\E",
-                 r"(ab)+c", "^$", r"\bthe\b"]
+                 r"(ab)+c", "^$", r"\bthe\b", r"int(*ACCEPT) main", r"o(?=u)ur"]
 
 
 @pytest.mark.parametrize("pattern", GREP_PATTERNS)

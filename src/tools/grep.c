@@ -141,6 +141,10 @@ static size_t required_literal(const char *p, size_t n, char *out)
       keep_run(run, len, out, &best);
       len = 0;
       i++;
+      /* A quantifier's body ("{2,3}") is not literal text. */
+      if (c == '{')
+        while (i < n && p[i - 1] != '}')
+          i++;
       continue;
     } else {
       lit = c;

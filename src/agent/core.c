@@ -159,6 +159,11 @@ int core_submit(struct agent_core *c, struct core_job *cj, struct job *j)
   return 0;
 }
 
+void core_set_tools(struct agent_core *c, const struct tools_policy *p)
+{
+  c->tools = p;
+}
+
 void core_cancel(struct agent_core *c, struct core_job *cj, uint64_t grace_ms)
 {
   pool_cancel_attempt(c->pool, cj->id, cj->attempt, grace_ms);
@@ -362,7 +367,6 @@ struct agent_core *core_new(uv_loop_t *loop, const struct core_opts *opts,
     c->slots = n > 0 ? (unsigned)n : 1;
   }
   c->shutdown_timeout_ms = opts->shutdown_timeout_ms;
-  c->tools = opts->tools;
   if (proc_boot_id(c->boot_id, sizeof(c->boot_id)) < 0)
     c->boot_id[0] = '\0';
   smap_init(&c->jobs);

@@ -107,7 +107,6 @@ struct core_ops {
   void (*phase)(struct agent_core *c, void *ud, int phase);
 };
 
-struct tools_policy;
 struct core_opts {
   unsigned slots;               /* jobs at once; 0: the number of CPUs */
   uint64_t shutdown_timeout_ms; /* how long shutdown lets running jobs run */
@@ -116,9 +115,6 @@ struct core_opts {
    * containers (exec_opts; the strings must outlive the core). */
   const char *docker_host;
   const char *docker_node;
-  /* what tool jobs may do here (tools_job_prepare at core_submit); NULL: tool
-   * jobs fail to start. Not copied: it must outlive the core. */
-  const struct tools_policy *tools;
 };
 
 typedef void (*core_shutdown_cb)(struct agent_core *c, void *ud);
@@ -126,6 +122,12 @@ typedef void (*core_close_cb)(void *ud);
 
 struct agent_core *core_new(uv_loop_t *loop, const struct core_opts *opts,
                             const struct core_ops *ops, void *ud);
+struct tools_policy;
+/* What tool jobs may do here: tools_job_prepare with p at core_submit. Not
+ * copied: p must outlive the core. Without it (NULL, the default) a tool job
+ * fails to start. */
+void core_set_tools(struct agent_core *c, const struct tools_policy *p);
+
 /* Queues cj with job j (the core takes j's contents; the caller must not
  * release it) and starts it when a slot is free: before_start, started and
  * even done may be called before this returns. cj must stay valid until

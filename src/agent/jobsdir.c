@@ -807,7 +807,6 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   jd->max_log_size = opts->max_log_size;
   jd->sandbox = opts->sandbox;
   jd->docker_host = opts->docker_host ? xstrdup(opts->docker_host) : NULL;
-  jd->tools = opts->tools;
   jd->retry_ms = RETRY_FIRST_MS;
   smap_init(&jd->tracks);
   smap_init(&jd->idem);
@@ -821,6 +820,11 @@ struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts)
   uv_fs_event_init(loop, &jd->cancel_ev);
   jd->dir_ev.data = jd->cancel_ev.data = jd;
   return jd;
+}
+
+void jobsdir_set_tools(struct jobsdir *jd, const struct tools_policy *p)
+{
+  jd->tools = p;
 }
 
 int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
@@ -845,9 +849,10 @@ int jobsdir_start(struct jobsdir *jd, char *err, size_t errlen)
   /* Before any job runs: containers of a previous life (killed -9 while a
    * container job ran) are removed, and their jobs run again (recover). */
   container_engine_reap(jd->docker_host, jd->docker_node, 5000);
-  struct core_opts co = {jd->slots,       jd->shutdown_timeout_ms, jd->sandbox,
-                         jd->docker_host, jd->docker_node,         jd->tools};
+  struct core_opts co = {jd->slots, jd->shutdown_timeout_ms, jd->sandbox, jd->docker_host,
+                         jd->docker_node};
   jd->core = core_new(jd->loop, &co, &ops, jd);
+  core_set_tools(jd->core, jd->tools);
   jd->slots = core_slots(jd->core);
   jd->started = 1;
   log_info("agent started", "dir=%s slots=%u", jd->files.dir, jd->slots);

@@ -48,7 +48,6 @@ struct jobsdir;
 
 #define JOBSDIR_DEFAULT_MAX_JOB_SIZE (1024 * 1024)
 
-struct tools_policy;
 struct jobsdir_opts {
   const char *dir;              /* the jobs directory (copied) */
   unsigned slots;               /* jobs at once; 0: number of CPUs */
@@ -57,14 +56,17 @@ struct jobsdir_opts {
   uint64_t max_log_size;        /* per job log: output lines past it are dropped; 0: none */
   struct sbx *sandbox;          /* jobs' cgroups and isolation (core_opts); NULL: none */
   const char *docker_host;      /* container jobs' engine (copied); NULL: the default */
-  /* for tool jobs (core_opts.tools); must outlive jd */
-  const struct tools_policy *tools;
 };
 
 typedef void (*jobsdir_shutdown_cb)(struct jobsdir *jd, void *ud);
 typedef void (*jobsdir_close_cb)(void *ud);
 
 struct jobsdir *jobsdir_new(uv_loop_t *loop, const struct jobsdir_opts *opts);
+struct tools_policy;
+/* Before jobsdir_start: what its tool jobs may do (core_set_tools). Not
+ * copied: p must outlive jd. */
+void jobsdir_set_tools(struct jobsdir *jd, const struct tools_policy *p);
+
 /* Creates the folders, recovers running/, indexes results/, claims the files
  * already there and starts watching. Returns 0, or -errno with a message for the
  * user in err (then jobsdir_close is all that is left to do). */

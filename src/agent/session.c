@@ -303,9 +303,10 @@ int agent_session_start(uv_loop_t *loop, const struct agent_session_opts *o,
    * then, in time for the first job's label. */
   if (s->st.node_id[0])
     container_engine_reap(s->docker_host, s->st.node_id, 5000);
-  struct core_opts co = {o->slots,       o->shutdown_timeout_ms, o->sandbox,
-                         s->docker_host, s->st.node_id,          o->tools};
+  struct core_opts co = {o->slots, o->shutdown_timeout_ms, o->sandbox, s->docker_host,
+                         s->st.node_id};
   s->core = core_new(loop, &co, &runs_core_ops, s);
+  core_set_tools(s->core, o->tools);
   metrics_init(&s->metrics, s->st.dir);
   s->ncaps = metrics_capabilities(&s->caps, s->docker_host);
   sbx_capabilities_adjust(o->sandbox, &s->caps, &s->ncaps); /* what jobs really get */

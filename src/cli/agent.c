@@ -136,7 +136,9 @@ static const char agent_summary[] =
     "SIGTERM, SIGINT, SIGHUP (or any other signal that would end it): stop taking jobs, let\n"
     "running jobs finish up to --shutdown-timeout, cancel the rest, deliver their results\n"
     "(--coordinator: then say goodbye, the node shows 'down'), exit 0; a second signal\n"
-    "cancels running jobs at once.";
+    "cancels running jobs at once.\n"
+    "Tool jobs (docs/tools.md) run under the --tool-* options; with a --tool-root,\n"
+    "--fetch-allow or --search-url the node also reports the capability \"tools\".";
 
 /* Every signal whose default action would end the agent and that can be
  * caught turns into the graceful shutdown, so that none of them leaves a job
@@ -330,9 +332,9 @@ int cli_agent(int argc, char **argv)
     }
   }
   cfg_common_apply(&o.common);
-  char err[512];
-  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
-    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", err);
+  char terr[512];
+  if (tools_policy_setup(&o.tools, terr, sizeof(terr)) < 0) {
+    code = cli_usage_error("agent", "", agent_summary, agent_opts_table, NOPTS, "%s", terr);
     goto out;
   }
 
@@ -353,6 +355,7 @@ int cli_agent(int argc, char **argv)
   memset(&ctx, 0, sizeof(ctx));
   watch_signals(&loop, &ctx);
 
+  char err[512];
   if (remote) {
     struct agent_session_opts so = {
         .coordinator = o.coordinator,
@@ -386,8 +389,9 @@ int cli_agent(int argc, char **argv)
   } else {
     struct jobsdir_opts jo = {o.jobs_dir,     (unsigned)o.slots, o.shutdown_timeout_ms,
                               o.max_job_size, o.max_log_size,    sbx,
-                              o.docker_host,  &o.tools};
+                              o.docker_host};
     ctx.jd = jobsdir_new(&loop, &jo);
+    jobsdir_set_tools(ctx.jd, &o.tools);
     if (jobsdir_start(ctx.jd, err, sizeof(err)) < 0) {
       fprintf(stderr, "error: %s\n", err);
       code = CLI_EXIT_ERROR;

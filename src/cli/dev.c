@@ -130,9 +130,9 @@ int cli_dev(int argc, char **argv)
     goto out;
   }
   cfg_common_apply(&o.common);
-  char err[512];
-  if (tools_policy_setup(&o.tools, err, sizeof(err)) < 0) {
-    code = cli_usage_error("dev", "", dev_summary, dev_opts_table, NOPTS, "%s", err);
+  char terr[512];
+  if (tools_policy_setup(&o.tools, terr, sizeof(terr)) < 0) {
+    code = cli_usage_error("dev", "", dev_summary, dev_opts_table, NOPTS, "%s", terr);
     goto out;
   }
   for (size_t i = 0; i < o.listen.n; i++)
@@ -155,6 +155,7 @@ int cli_dev(int argc, char **argv)
       .listen = (const char *const *)o.listen.items,
       .nlisten = o.listen.n,
   };
+  char err[512];
   if (coord_start(&loop, &co, &ctx.coord, err, sizeof(err)) < 0) {
     fprintf(stderr, "error: %s\n", err);
     code = CLI_EXIT_ERROR;

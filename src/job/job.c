@@ -885,8 +885,6 @@ static int check_kind(struct ctx *c, struct job *j, const json_t *root)
     return fail(c, &p, 1, 1,
                 "\"image\" is used only by a container job: set \"kind\": \"container\"");
   }
-  if (j->kind == JOB_TOOL)
-    return check_tool(c, j, root);
   for (size_t i = 0; i < 2; i++) {
     const char *f = i ? "args" : "tool";
     if (json_object_get(root, f)) {

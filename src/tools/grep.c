@@ -85,8 +85,9 @@ static size_t skip_class(const char *p, size_t n, size_t i)
 /* The longest run of bytes every match of pattern p must contain, into
  * out (at most 255 bytes); 0 when none is sure. Only the plain part of the
  * syntax is read: anything that could make the run optional or change its
- * meaning (an alternation, (?...) options and assertions, \Q, \x and other
- * escapes with a letter that are not classes) gives up, and a literal
+ * meaning (an alternation, (?...) options and assertions, (*...) verbs such
+ * as (*ACCEPT), \Q, \x and other escapes with a letter that are not
+ * classes) gives up, and a literal
  * followed by ?, * or {...} does not count. */
 static size_t required_literal(const char *p, size_t n, char *out)
 {
@@ -97,7 +98,7 @@ static size_t required_literal(const char *p, size_t n, char *out)
     char c = p[i], lit;
     size_t w = 1;
     if (c == '|' || c == '\n' || c == '\0' || c == ')' ||
-        (c == '(' && i + 1 < n && p[i + 1] == '?'))
+        (c == '(' && i + 1 < n && (p[i + 1] == '?' || p[i + 1] == '*')))
       return 0;
     if (c == '[' || c == '(') {
       keep_run(run, len, out, &best);
@@ -140,6 +141,10 @@ static size_t required_literal(const char *p, size_t n, char *out)
       keep_run(run, len, out, &best);
       len = 0;
       i++;
+      /* A quantifier's body ("{2,3}") is not literal text. */
+      if (c == '{')
+        while (i < n && p[i - 1] != '}')
+          i++;
       continue;
     } else {
       lit = c;

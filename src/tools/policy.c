@@ -150,5 +150,10 @@ void tools_job_prepare(struct job *j, const struct tools_policy *p)
     job_isolation_copy(&j->isolation, &p->isolation);
     if (j->tool && (!strcmp(j->tool, "fetch_url") || !strcmp(j->tool, "web_search")))
       j->isolation.network = JOB_NET_HOST;
+    /* The runner's working directory may be hidden in the job's mount
+     * namespace (under the private /tmp); a tool needs none (its roots are
+     * absolute), so it runs in /. */
+    free(j->workdir);
+    j->workdir = xstrdup("/");
   }
 }

@@ -62,7 +62,8 @@ int tools_policy_configured(const struct tools_policy *p);
 /* Makes tool job j runnable under p: j->tool_argv = p->argv + the tool's
  * name; with --tool-isolate, j->isolation = network none (host for
  * fetch_url and web_search), a read-only root and workdir, every root bound
- * at its own path (read-only), every write root bound writable. The
+ * at its own path (read-only), every write root bound writable, and workdir
+ * "/". The
  * executor applies it, or refuses the job when it cannot (it never runs
  * without). A job of another kind is left alone. p NULL: j is left without
  * tool_argv, and fails to start ("this runner cannot run tool jobs"). */

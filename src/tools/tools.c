@@ -269,6 +269,10 @@ static int enabled(const char *list, const char *name)
   return 0;
 }
 
+static const char usage[] =
+    "drover tool-exec [--tool-root DIR]... [--tool-write-root DIR]... [--tool-max-bytes N] "
+    "[--fetch-allow HOST]... [--tools LIST] [--search-url URL] [--] TOOL < ARGS.json";
+
 int tools_exec_main(int argc, char **argv)
 {
   struct tools_ctx t;
@@ -278,6 +282,13 @@ int tools_exec_main(int argc, char **argv)
   json_t *args = NULL, *out = NULL;
   int i, code = TOOLS_EXIT_USAGE;
 
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("usage: %s\n\nwhat a tool job runs (docs/tools.md): one tool call under the policy its "
+           "options give,\nthe arguments as a JSON object on stdin, one JSON document on stdout;\n"
+           "exit 0 (done), 1 (the tool failed), 2 (bad arguments), 126 (refused by the policy).\n",
+           usage);
+    return TOOLS_EXIT_OK;
+  }
   memset(&t, 0, sizeof t);
   tools_roots_init(&t.roots);
   t.max_bytes = TOOLS_DEFAULT_MAX_BYTES;
@@ -319,10 +330,7 @@ int tools_exec_main(int argc, char **argv)
     }
   }
   if (i != argc - 1) {
-    code = tools_fail(&t, TOOLS_EXIT_USAGE, NULL,
-                      "usage: drover tool-exec [--tool-root DIR]... [--tool-write-root DIR]... "
-                      "[--tool-max-bytes N] [--fetch-allow HOST]... [--tools LIST] "
-                      "[--search-url URL] TOOL < ARGS.json");
+    code = tools_fail(&t, TOOLS_EXIT_USAGE, NULL, "usage: %s", usage);
     goto fail;
   }
   name = argv[i];

@@ -314,7 +314,8 @@ def test_tools_isolate_never_runs_without_the_sandbox(drover, tree):
 
 GREP_PATTERNS = ["TODO", "colou?r", "a+b", r"x{2}yz", r"error_\d{3} occurred", r"^\s*int\b",
                  r"(?i)todo", "foo|bar", r"[(]void[)]", r"\.c$", r"e\s+", "zz+top", r"\Qa.b\E",
-                 r"(ab)+c", "^$", r"\bthe\b"]
+                 r"(ab)+c", "^$", r"\bthe\b", r"int(*ACCEPT) main", r"o(?=u)ur", r"x{1,3}yz",
+                 r"z{2}top"]
 
 
 @pytest.mark.parametrize("pattern", GREP_PATTERNS)
@@ -324,7 +325,7 @@ def test_tools_grep_finds_what_gnu_grep_P_finds(drover, tree, pattern):
     d = tree / "root" / "g"
     d.mkdir()
     (d / "one.txt").write_text("the colour and the color\nxxyz a.b aab\nabababc\n\n"
-                               "error_123 occurred\nint x;\n  int y;\nfoo\nzztop zzzztop\n")
+                               "error_123 occurred\nint x;\n  int y;\nfoo\nzztop zzzztop\n1,3yz\n")
     (d / "two.c").write_text("int main(void)\n{\n  // TODO: todo\n}\nthen other\nhello.c\n")
     _, doc, _ = tool(drover, tree, "grep", {"pattern": pattern, "path": "g"}, expect=0)
     got = sorted((m["path"], m["line"], m["text"]) for m in doc["matches"])
@@ -340,3 +341,13 @@ def test_tools_path_longer_than_path_max_is_refused_before_any_walk(drover, tree
     _, doc, _ = tool(drover, tree, "file_write", {"path": path, "content": "x"}, expect=1)
     assert "File name too long" in doc["error"] and len(doc["error"]) < 1024
     assert not (tree / "root" / "w" / "a").exists()
+
+
+def test_tools_exec_help_and_usage(drover):
+    r = subprocess.run([drover, "tool-exec", "--help"], capture_output=True, text=True,
+                       timeout=60, env=clean_env())
+    assert r.returncode == 0 and r.stdout.startswith("usage: drover tool-exec")
+    r = subprocess.run([drover, "tool-exec"], capture_output=True, text=True, timeout=60,
+                       env=clean_env(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and json.loads(r.stdout)["error"].startswith("usage:")
+    assert not SANITIZER.search(r.stderr), r.stderr

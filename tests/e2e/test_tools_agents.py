@@ -116,3 +116,19 @@ def test_tools_large_result_read_back_whole_through_job_logs(cluster, tree):
     out = cluster.cli(dev.addr, "job", "logs", jid, check=0).stdout
     assert len(out.splitlines()) == 1
     assert json.loads(out)["content"] == content
+
+
+def test_tools_job_document_submitted_with_f(cluster, tree):
+    dev = start_dev(cluster, tree)
+    doc = tree / "job.json"
+    doc.write_text(json.dumps({"id": "tooldoc", "kind": "tool", "tool": "find",
+                               "args": {"name": "*.txt"}}))
+    r = cluster.cli(dev.addr, "job", "submit", "-f", str(doc), check=0)
+    assert r.stdout.strip() == "tooldoc"
+    cluster.cli(dev.addr, "job", "wait", "tooldoc", check=0)
+    out = cluster.cli(dev.addr, "job", "logs", "tooldoc", check=0).stdout
+    assert json.loads(out) == {"paths": ["notes.txt"], "truncated": False}
+    # a tool job document that asks for what a tool job cannot take
+    doc.write_text(json.dumps({"tool": "find", "workdir": "/"}))
+    r = cluster.cli(dev.addr, "job", "submit", "-f", str(doc))
+    assert r.returncode != 0 and "not used by a tool job" in r.stderr

@@ -6,7 +6,9 @@
  * ever returns the secret, and the file outside is never changed. The secret
  * is random per process; libFuzzer still learns it from the comparisons, so
  * an input that holds it is skipped, and the write root is emptied before
- * every input (no secret assembled there by appends over several inputs). */
+ * every input (no secret assembled there by appends over several inputs).
+ * grep's two searches (through a required literal, over whole files) must
+ * find the same lines. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stddef.h>
@@ -70,6 +72,8 @@ static void setup(void)
   free(p);
   put("root/a.txt", "alpha\nbeta\n");
   put("root/sub/b.c", "int b; // TODO\n");
+  put("root/sub/text.txt", "the colour and the color\nxxyz a.b aab\nabababc\n\nerror_123 occurred\n"
+                           "int x;\n  int y;\nfoo bar\nzztop zzzztop\n1,3yz\n\tTAB\r\n");
   put("root/w/e.txt", "one two two\n");
   p = xasprintf("%s/out/secret", base);
   link_to(p, "root/abs");
@@ -138,6 +142,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (strstr(ctx.err, secret))
     abort();
+  /* grep: the search through a required literal finds what the search over
+   * whole files finds (DROVER_GREP_NO_LITERAL turns the first off). */
+  if (fns[(data[0] & 0x7f) % ARRAY_SIZE(fns)] == tools_grep && rc == 0) {
+    json_t *plain = NULL;
+    setenv("DROVER_GREP_NO_LITERAL", "1", 1);
+    int rc2 = tools_grep(&ctx, args, &plain);
+    unsetenv("DROVER_GREP_NO_LITERAL");
+    if (rc2 == 0 && !json_equal(out, plain))
+      abort();
+    json_decref(plain);
+  }
   json_decref(out);
   json_decref(args);
   /* Nothing outside the roots was written. */

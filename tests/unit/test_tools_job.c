@@ -147,6 +147,7 @@ static void test_tools_job_prepare_builds_argv_and_isolation(void **state)
   assert_int_equal(j.isolation.nmounts, 1);
   assert_true(j.isolation.mounts[0].read_only);
   assert_string_equal(j.isolation.mounts[0].src, j.isolation.mounts[0].dst);
+  assert_string_equal(j.workdir, "/");
   job_release(&j);
   parse_ok("{\"tool\": \"fetch_url\", \"args\": {\"url\": \"http://x/\"}}", &j);
   tools_job_prepare(&j, &p);

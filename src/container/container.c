@@ -710,11 +710,10 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   if (!opts)
     opts = &defaults;
   struct container *c = xcalloc(1, sizeof *c);
-  /* A host that is not a unix socket fails the job (with the reason), as
-   * an engine that does not answer does. */
+  /* A host that is not a unix socket, or no libcurl, fails the job (with
+   * the reason), as an engine that does not answer does. */
   char host_err[512] = "";
-  if (dockerhttp_new(loop, opts->host, &c->http) < 0) {
-    dockerhttp_host_error(opts->host, host_err, sizeof host_err);
+  if (dockerhttp_new(loop, opts->host, &c->http, host_err, sizeof host_err) < 0) {
     c->http = NULL;
     c->freed_http = 1;
   }

@@ -19,11 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/dlcurl.h"
-#include "base/jsonstr.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "container/dockerhttp.h"
+#include "container/dockerjson.h"
 #include "container/dockerstream.h"
 #include "exec/lines.h"
 
@@ -141,46 +140,6 @@ static void streams_end(struct container *c)
 
 /* ---- helpers ---- */
 
-/* The engine's "message" from an error body, or the body itself. */
-static char *engine_message(const char *body, long status)
-{
-  json_t *o = json_loads(body, 0, NULL);
-  const char *m = o ? json_string_value(json_object_get(o, "message")) : NULL;
-  char *out;
-  if (m)
-    out = xstrdup(m);
-  else if (*body)
-    out = xasprintf("%.200s", body);
-  else
-    out = xasprintf("HTTP status %ld", status);
-  json_decref(o);
-  /* One line: a trailing newline would end up in the middle of a message. */
-  size_t n = strlen(out);
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-    out[--n] = '\0';
-  return out;
-}
-
-/* Percent-encodes s for a query value. */
-static char *query_escape(const char *s)
-{
-  static const char hex[] = "0123456789ABCDEF";
-  char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-        strchr("-._~", ch)) {
-      *o++ = (char)ch;
-    } else {
-      *o++ = '%';
-      *o++ = hex[ch >> 4];
-      *o++ = hex[ch & 15];
-    }
-  }
-  *o = '\0';
-  return out;
-}
-
 /* Sets the error of a job that cannot go on (the first one wins), then
  * removes the container if there is one. */
 static void fail(struct container *c, char *msg)
@@ -289,7 +248,7 @@ static void on_removed(struct dockerhttp_req *rq, const char *err, long status, 
 {
   struct container *c = rq->ud;
   if (err || (status != 204 && status != 404)) {
-    char *m = err ? xstrdup(err) : engine_message(body, status);
+    char *m = err ? xstrdup(err) : dockerjson_message(body, status);
     log_warn("cannot remove a job's container", "job=%s container=%.12s error=\"%s\"", c->job_id,
              c->id, m);
     free(m);
@@ -444,7 +403,7 @@ static void on_waited(struct dockerhttp_req *rq, const char *err, long status, c
   c->r.duration_us = (uint64_t)(mono_us() - c->mono0);
   uv_timer_stop(&c->timer);
   if (err || status != 200) {
-    fail(c, err ? xstrdup(err) : engine_message(body, status));
+    fail(c, err ? xstrdup(err) : dockerjson_message(body, status));
     return;
   }
   json_t *o = json_loadb(body, len, 0, NULL);
@@ -481,7 +440,7 @@ static void on_started(struct dockerhttp_req *rq, const char *err, long status, 
 {
   struct container *c = rq->ud;
   if (err || (status != 204 && status != 304)) {
-    char *m = err ? xstrdup(err) : engine_message(body, status);
+    char *m = err ? xstrdup(err) : dockerjson_message(body, status);
     fail(c, xasprintf("cannot start the container of image '%s': %s", c->image, m));
     free(m);
     return;
@@ -545,7 +504,7 @@ static void on_attach_done(struct dockerhttp_req *rq, const char *err, long stat
   streams_end(c);
   if (!c->started && !c->removing) {
     /* The attach failed before the start: nothing would read the output. */
-    char *m = err ? xstrdup(err) : engine_message(body, status);
+    char *m = err ? xstrdup(err) : dockerjson_message(body, status);
     fail(c, xasprintf("cannot attach to the container: %s", m));
     free(m);
     return;
@@ -621,7 +580,7 @@ static void step_pull(struct container *c)
   const char *slash = strrchr(c->image, '/');
   const char *last = slash ? slash + 1 : c->image;
   int tagged = strchr(last, ':') || strchr(c->image, '@');
-  char *img = query_escape(c->image);
+  char *img = dockerjson_query_escape(c->image);
   char *path = xasprintf("/images/create?fromImage=%s%s", img, tagged ? "" : "&tag=latest");
   free(img);
   char *line = xasprintf("pulling image '%s'", c->image);
@@ -653,7 +612,7 @@ static void on_created(struct dockerhttp_req *rq, const char *err, long status, 
     return;
   }
   if (status != 201) {
-    char *m = engine_message(body, status);
+    char *m = dockerjson_message(body, status);
     fail(c, xasprintf("the Docker engine refused the container of image '%s': %s", c->image, m));
     free(m);
     return;
@@ -744,95 +703,6 @@ static void on_kick(uv_timer_t *t)
 
 /* ---- start, cancel ---- */
 
-/* The job's "resources" and "isolation" (docs/sandbox.md) in the engine's
- * terms. A container always has its own PID namespace and mount table, so
- * pid_namespace holds as it is; the rest maps one to one. */
-static void add_sandbox(json_t *b, json_t *hc, const struct job *j)
-{
-  const struct job_resources *res = &j->resources;
-  const struct job_isolation *iso = &j->isolation;
-  if (res->memory_bytes) {
-    json_object_set_new(hc, "Memory", json_integer((json_int_t)res->memory_bytes));
-    /* Swap as much as memory: no swap, so the limit is one (the engine's
-     * default would double it with swap, and an OOM would become slowness). */
-    json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)res->memory_bytes));
-  }
-  if (res->cpus > 0)
-    json_object_set_new(hc, "NanoCpus", json_integer((json_int_t)(res->cpus * 1e9 + 0.5)));
-  if (res->pids)
-    json_object_set_new(hc, "PidsLimit", json_integer((json_int_t)res->pids));
-  if (iso->network == JOB_NET_NONE)
-    json_object_set_new(hc, "NetworkMode", json_string("none"));
-  if (iso->read_only) {
-    json_object_set_new(hc, "ReadonlyRootfs", json_true());
-    char *opt =
-        xasprintf("rw,nosuid,nodev,size=%llu",
-                  (unsigned long long)(iso->tmp_size ? iso->tmp_size : JOB_DEFAULT_TMP_SIZE));
-    json_object_set_new(hc, "Tmpfs", json_pack("{s:s}", "/tmp", opt));
-    free(opt);
-  }
-  if (iso->nmounts) {
-    json_t *binds = json_array();
-    for (size_t i = 0; i < iso->nmounts; i++) {
-      const struct job_mount *m = &iso->mounts[i];
-      char *bind = xasprintf("%s:%s%s", m->src, m->dst, m->read_only ? ":ro" : "");
-      json_array_append_new(binds, jsonstr_new(bind));
-      free(bind);
-    }
-    json_object_set_new(hc, "Binds", binds);
-  }
-  if (iso->user)
-    json_object_set_new(b, "User", jsonstr_new(iso->user));
-  if (iso->hostname)
-    json_object_set_new(b, "Hostname", jsonstr_new(iso->hostname));
-}
-
-static char *create_body(const struct job *j, const struct container_opts *o)
-{
-  json_t *b = json_object(), *env = json_array(), *labels = json_object(), *hc = json_object();
-  json_object_set_new(b, "Image", jsonstr_new(j->image));
-  if (j->command) {
-    /* A shell line: through the image's sh, whatever its entrypoint. */
-    json_object_set_new(b, "Entrypoint", json_pack("[ss]", "/bin/sh", "-c"));
-    json_object_set_new(b, "Cmd", json_pack("[o]", jsonstr_new(j->command)));
-  } else if (j->argv) {
-    json_t *cmd = json_array();
-    for (size_t i = 0; i < j->argc; i++)
-      json_array_append_new(cmd, jsonstr_new(j->argv[i]));
-    json_object_set_new(b, "Cmd", cmd);
-  }
-  for (size_t i = 0; i < j->nenv; i++) {
-    char *kv = xasprintf("%s=%s", j->env[i].key, j->env[i].value);
-    json_array_append_new(env, jsonstr_new(kv));
-    free(kv);
-  }
-  char *v = xasprintf("DROVER_JOB_ID=%s", j->id);
-  json_array_append_new(env, jsonstr_new(v));
-  free(v);
-  v = xasprintf("DROVER_ATTEMPT=%u", j->attempt ? j->attempt : 1);
-  json_array_append_new(env, json_string(v));
-  free(v);
-  json_object_set_new(b, "Env", env);
-  if (j->workdir)
-    json_object_set_new(b, "WorkingDir", jsonstr_new(j->workdir));
-  json_object_set_new(labels, "drover.job", jsonstr_new(j->id));
-  if (o->node && *o->node)
-    json_object_set_new(labels, "drover.agent", jsonstr_new(o->node));
-  json_object_set_new(b, "Labels", labels);
-  json_object_set_new(b, "AttachStdout", json_true());
-  json_object_set_new(b, "AttachStderr", json_true());
-  json_object_set_new(b, "AttachStdin", json_false());
-  json_object_set_new(b, "Tty", json_false());
-  json_object_set_new(b, "OpenStdin", json_false());
-  add_sandbox(b, hc, j);
-  json_object_set_new(b, "HostConfig", hc);
-  char *out = json_dumps(b, JSON_COMPACT);
-  json_decref(b);
-  if (!out)
-    abort();
-  return out;
-}
-
 int container_start(uv_loop_t *loop, const struct job *j, const struct container_opts *opts,
                     const struct container_ops *ops, void *ud, struct container **out)
 {
@@ -840,15 +710,10 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   if (!opts)
     opts = &defaults;
   struct container *c = xcalloc(1, sizeof *c);
-  /* A host that is not a unix socket fails the job (with the reason), as
-   * an engine that does not answer does. */
+  /* A host that is not a unix socket, or no libcurl, fails the job (with
+   * the reason), as an engine that does not answer does. */
   char host_err[512] = "";
-  int hrc = dockerhttp_new(loop, opts->host, &c->http);
-  if (hrc < 0) {
-    if (hrc == -ENOSYS)
-      snprintf(host_err, sizeof host_err, "container jobs need libcurl: %s", dlcurl_error());
-    else
-      dockerhttp_host_error(opts->host, host_err, sizeof host_err);
+  if (dockerhttp_new(loop, opts->host, &c->http, host_err, sizeof host_err) < 0) {
     c->http = NULL;
     c->freed_http = 1;
   }
@@ -879,7 +744,7 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   uv_timer_init(loop, &c->kick);
   c->timer.data = c->guard.data = c->kick.data = c;
   c->handles = 3;
-  c->create_json = create_body(j, opts);
+  c->create_json = dockerjson_create_body(j, opts->node);
   if (host_err[0]) {
     c->r.error = xstrdup(host_err);
     c->failed = 1;

@@ -7,8 +7,8 @@
  * handles are closed when curl says it is done with a socket, which it does
  * before closing it, so a recycled fd number never meets a stale handle. */
 #include "container/dockerhttp.h"
+#include "base/curlapi.h"
 
-#include "base/dlcurl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include "base/util.h"
 
 struct dockerhttp {
+  const struct curlapi *c;
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
@@ -54,7 +55,7 @@ static void maybe_free(struct dockerhttp *h)
     return;
   void (*cb)(void *) = h->close_cb;
   void *ud = h->close_ud;
-  curl_multi_cleanup(h->multi);
+  h->c->multi_cleanup(h->multi);
   free(h->host);
   free(h->sock);
   free(h);
@@ -81,21 +82,21 @@ static void collect(struct dockerhttp *h)
 {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(h->multi, &left))) {
+  while ((m = h->c->multi_info_read(h->multi, &left))) {
     if (m->msg != CURLMSG_DONE)
       continue;
     CURL *easy = m->easy_handle;
     CURLcode cc = m->data.result;
     struct dockerhttp_req *r = NULL;
     long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(h->multi, easy);
-    curl_easy_cleanup(easy);
-    curl_slist_free_all(r->hdrs);
+    h->c->easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    h->c->easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    h->c->multi_remove_handle(h->multi, easy);
+    h->c->easy_cleanup(easy);
+    h->c->slist_free_all(r->hdrs);
     r->easy = r->hdrs = NULL;
     long oserr = 0;
-    curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
+    h->c->easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
     char msg[384];
     const char *err = NULL;
     if (r->truncated) {
@@ -106,12 +107,12 @@ static void collect(struct dockerhttp *h)
     } else if (cc == CURLE_COULDNT_CONNECT) {
       /* curl's own text names "docker port 80", the URL's dummy host. */
       snprintf(msg, sizeof msg, "cannot connect to the Docker engine at '%s': %s", h->host,
-               oserr ? strerror((int)oserr) : curl_easy_strerror(cc));
+               oserr ? strerror((int)oserr) : h->c->easy_strerror(cc));
       err = msg;
       status = 0;
     } else if (cc != CURLE_OK) {
       snprintf(msg, sizeof msg, "the Docker engine at '%s': %s", h->host,
-               r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+               r->errbuf[0] ? r->errbuf : h->c->easy_strerror(cc));
       err = msg;
       status = 0;
     }
@@ -136,7 +137,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(h->multi, w->fd, flags, &running);
+  h->c->multi_socket_action(h->multi, w->fd, flags, &running);
   collect(h);
 }
 
@@ -144,7 +145,7 @@ static void on_timer(uv_timer_t *t)
 {
   struct dockerhttp *h = t->data;
   int running;
-  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  h->c->multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   collect(h);
 }
 
@@ -155,7 +156,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 
   if (what == CURL_POLL_REMOVE) {
     if (w) {
-      curl_multi_assign(h->multi, fd, NULL);
+      h->c->multi_assign(h->multi, fd, NULL);
       sock_unlink(w);
       uv_close((uv_handle_t *)&w->poll, on_handle_closed);
     }
@@ -177,7 +178,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (h->socks)
       h->socks->prev = w;
     h->socks = w;
-    curl_multi_assign(h->multi, fd, w);
+    h->c->multi_assign(h->multi, fd, w);
   }
   int ev = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
@@ -224,32 +225,32 @@ void dockerhttp_host_error(const char *host, char *buf, size_t len)
            host ? host : "");
 }
 
-int dockerhttp_new(uv_loop_t *loop, const char *host, struct dockerhttp **out)
+int dockerhttp_new(uv_loop_t *loop, const char *host, struct dockerhttp **out, char *err,
+                   size_t errlen)
 {
-  static int inited;
   char path[256];
-  if (dockerhttp_socket_path(host, path, sizeof path) < 0)
+  if (dockerhttp_socket_path(host, path, sizeof path) < 0) {
+    dockerhttp_host_error(host, err, errlen);
     return -EINVAL;
-  if (!inited) {
-    /* Once per process, before any other thread could use curl; this is
-     * also where libcurl is loaded (base/dlcurl.h). */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return -ENOSYS;
-    inited = 1;
   }
+  const struct curlapi *c = curlapi_get(err, errlen);
+  if (!c)
+    return -ELIBACC;
   struct dockerhttp *h = xcalloc(1, sizeof *h);
+  h->c = c;
   h->loop = loop;
-  h->multi = curl_multi_init();
+  h->multi = c->multi_init();
   if (!h->multi) {
     free(h);
+    snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
   h->sock = xstrdup(path);
   h->host = xasprintf("unix://%s", path);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  h->c->multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  h->c->multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  h->c->multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  h->c->multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
   h->handles = 1;
@@ -272,7 +273,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     r->headers_seen = 1;
     if (r->on_headers) {
       long status = 0;
-      curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+      r->h->c->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
       r->on_headers(r, status);
     }
   }
@@ -304,7 +305,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 int dockerhttp_request(struct dockerhttp *h, struct dockerhttp_req *r, const char *method,
                        const char *path, const char *json)
 {
-  CURL *e = curl_easy_init();
+  CURL *e = h->c->easy_init();
   if (!e)
     return -ENOMEM;
   char *url = xasprintf("http://docker/" DOCKERHTTP_API "%s", path);
@@ -315,36 +316,36 @@ int dockerhttp_request(struct dockerhttp *h, struct dockerhttp_req *r, const cha
   r->len = r->cap = 0;
   r->headers_seen = r->truncated = 0;
   r->errbuf[0] = '\0';
-  curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, h->sock);
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  h->c->easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, h->sock);
+  h->c->easy_setopt(e, CURLOPT_URL, url);
+  h->c->easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+  h->c->easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  h->c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  h->c->easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  h->c->easy_setopt(e, CURLOPT_HEADERDATA, r);
+  h->c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  h->c->easy_setopt(e, CURLOPT_WRITEDATA, r);
   /* A connect to a unix socket is immediate; a dead engine's socket file
    * refuses at once. The limit is for a listener that never accepts. */
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  h->c->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   if (r->timeout_ms > 0)
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
-  hdrs = curl_slist_append(hdrs, "Expect:");
+    h->c->easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  hdrs = h->c->slist_append(hdrs, "Expect:");
   if (json) {
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, json);
+    hdrs = h->c->slist_append(hdrs, "Content-Type: application/json");
+    h->c->easy_setopt(e, CURLOPT_COPYPOSTFIELDS, json);
   } else if (!strcmp(method, "POST")) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    h->c->easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    h->c->easy_setopt(e, CURLOPT_POSTFIELDS, "");
   }
   if (strcmp(method, "GET") && strcmp(method, "POST"))
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    h->c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  h->c->easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
   r->hdrs = hdrs;
   free(url);
-  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
-    curl_slist_free_all(hdrs);
+  if (h->c->multi_add_handle(h->multi, e) != CURLM_OK) {
+    h->c->easy_cleanup(e);
+    h->c->slist_free_all(hdrs);
     r->easy = r->hdrs = NULL;
     r->h = NULL;
     return -ENOMEM;
@@ -355,16 +356,17 @@ int dockerhttp_request(struct dockerhttp *h, struct dockerhttp_req *r, const cha
 void dockerhttp_pause(struct dockerhttp_req *r, int paused)
 {
   if (r->easy)
-    curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+    r->h->c->easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
 }
 
 void dockerhttp_abort(struct dockerhttp_req *r)
 {
   if (!r->easy)
     return;
-  curl_multi_remove_handle(r->h->multi, r->easy);
-  curl_easy_cleanup(r->easy);
-  curl_slist_free_all(r->hdrs);
+  const struct curlapi *c = r->h->c;
+  c->multi_remove_handle(r->h->multi, r->easy);
+  c->easy_cleanup(r->easy);
+  c->slist_free_all(r->hdrs);
   free(r->body);
   r->easy = r->hdrs = NULL;
   r->body = NULL;
@@ -381,7 +383,7 @@ void dockerhttp_close(struct dockerhttp *h, void (*cb)(void *ud), void *ud)
   h->closing = 1;
   while (h->socks) {
     struct sockw *w = h->socks;
-    curl_multi_assign(h->multi, w->fd, NULL);
+    h->c->multi_assign(h->multi, w->fd, NULL);
     sock_unlink(w);
     uv_close((uv_handle_t *)&w->poll, on_handle_closed);
   }

@@ -52,10 +52,12 @@ struct dockerhttp_req {
 
 /* A client for the engine at host: "unix:///path/docker.sock" or a plain
  * absolute path; NULL or "": $DOCKER_HOST, else DOCKERHTTP_DEFAULT_HOST.
- * Returns 0, -EINVAL for a host that is not a unix socket (tcp:// is not
- * supported by this version; the message for it is dockerhttp_host_error),
- * or -ENOMEM. */
-int dockerhttp_new(uv_loop_t *loop, const char *host, struct dockerhttp **out);
+ * Loads libcurl the first time (base/curlapi.h). Returns 0, or with a message
+ * for a user in err: -EINVAL for a host that is not a unix socket (tcp://
+ * is not supported by this version), -ELIBACC when libcurl cannot be
+ * loaded, -ENOMEM. */
+int dockerhttp_new(uv_loop_t *loop, const char *host, struct dockerhttp **out, char *err,
+                   size_t errlen);
 /* The socket path that host (as for dockerhttp_new) names, in buf; 0 or -EINVAL. */
 int dockerhttp_socket_path(const char *host, char *buf, size_t len);
 /* A message for a user about a host dockerhttp_new refused. */

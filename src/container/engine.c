@@ -6,11 +6,11 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
-#include "base/dlcurl.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "base/curlapi.h"
 #include "container/dockerhttp.h"
 
 struct buf {
@@ -33,26 +33,26 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 
 /* One request; the status, or -1 without an answer. body (may be NULL)
  * gets the answer's body, which the caller frees. */
-static long request(const char *sock, const char *method, const char *path, long timeout_ms,
-                    char **body)
+static long request(const struct curlapi *c, const char *sock, const char *method, const char *path,
+                    long timeout_ms, char **body)
 {
-  CURL *e = curl_easy_init();
+  CURL *e = c->easy_init();
   struct buf b = {0};
   long status = -1;
   if (!e)
     return -1;
   char *url = xasprintf("http://docker/" DOCKERHTTP_API "%s", path);
-  curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sock);
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+  c->easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sock);
+  c->easy_setopt(e, CURLOPT_URL, url);
+  c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  c->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  c->easy_setopt(e, CURLOPT_WRITEDATA, &b);
   if (strcmp(method, "GET"))
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  if (curl_easy_perform(e) == CURLE_OK)
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(e);
+    c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  if (c->easy_perform(e) == CURLE_OK)
+    c->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  c->easy_cleanup(e);
   free(url);
   if (body)
     *body = b.p ? b.p : xstrdup("");
@@ -61,34 +61,41 @@ static long request(const char *sock, const char *method, const char *path, long
   return status;
 }
 
+/* The socket path of host when something listens there, else NULL: no
+ * socket file means no engine, and no reason to load libcurl. */
+static const char *engine_socket(const char *host, char *sock, size_t len)
+{
+  struct stat st;
+  if (dockerhttp_socket_path(host, sock, len) < 0 || stat(sock, &st) < 0 || !S_ISSOCK(st.st_mode))
+    return NULL;
+  return sock;
+}
+
 int container_engine_ping(const char *host, long timeout_ms)
 {
   char sock[256];
-  if (dockerhttp_socket_path(host, sock, sizeof sock) < 0)
+  const struct curlapi *c;
+  if (!engine_socket(host, sock, sizeof sock) || !(c = curlapi_get(NULL, 0)))
     return -1;
-  /* No socket, no engine: libcurl is not even loaded. */
-  if (access(sock, F_OK) < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return -1;
-  return request(sock, "GET", "/_ping", timeout_ms, NULL) == 200 ? 0 : -1;
+  return request(c, sock, "GET", "/_ping", timeout_ms, NULL) == 200 ? 0 : -1;
 }
 
 int container_engine_reap(const char *host, const char *node, long timeout_ms)
 {
   char sock[256];
   char *body = NULL;
-  if (!node || !*node || dockerhttp_socket_path(host, sock, sizeof sock) < 0)
-    return -1;
-  if (access(sock, F_OK) < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+  const struct curlapi *c;
+  if (!node || !*node || !engine_socket(host, sock, sizeof sock) || !(c = curlapi_get(NULL, 0)))
     return -1;
   /* filters={"label":["drover.agent=NODE"]}, percent-encoded. */
   json_t *f = json_pack("{s:[s+]}", "label", "drover.agent=", node);
   char *fj = json_dumps(f, JSON_COMPACT);
   json_decref(f);
-  char *esc = curl_easy_escape(NULL, fj, 0);
+  char *esc = c->easy_escape(NULL, fj, 0);
   char *path = xasprintf("/containers/json?all=1&filters=%s", esc);
-  curl_free(esc);
+  c->free(esc);
   free(fj);
-  long st = request(sock, "GET", path, timeout_ms, &body);
+  long st = request(c, sock, "GET", path, timeout_ms, &body);
   free(path);
   if (st != 200) {
     free(body);
@@ -98,16 +105,16 @@ int container_engine_reap(const char *host, const char *node, long timeout_ms)
   free(body);
   int n = 0;
   size_t i;
-  json_t *c;
-  json_array_foreach(list, i, c)
+  json_t *ctr;
+  json_array_foreach(list, i, ctr)
   {
-    const char *id = json_string_value(json_object_get(c, "Id"));
+    const char *id = json_string_value(json_object_get(ctr, "Id"));
     const char *job =
-        json_string_value(json_object_get(json_object_get(c, "Labels"), "drover.job"));
+        json_string_value(json_object_get(json_object_get(ctr, "Labels"), "drover.job"));
     if (!id || strspn(id, "0123456789abcdef") != strlen(id))
       continue;
     char *del = xasprintf("/containers/%s?force=1&v=1", id);
-    long ds = request(sock, "DELETE", del, timeout_ms, NULL);
+    long ds = request(c, sock, "DELETE", del, timeout_ms, NULL);
     free(del);
     if (ds == 204 || ds == 404) {
       n++;

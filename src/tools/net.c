@@ -4,29 +4,29 @@
  * its own, so blocking here blocks nothing else.
  *
  * libcurl is loaded with dlopen when one of these tools runs, not linked
- * (base/dlcurl.h says why). */
+ * (base/curlapi.h says why). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "base/dlcurl.h"
+#include "base/curlapi.h"
 #include "base/jsonstr.h"
 #include "base/util.h"
 #include "tools/tools.h"
 
-/* Loads libcurl once (base/dlcurl.h). Returns 0, or TOOLS_EXIT_FAILED with
- * t->err saying what is missing. */
+/* libcurl, loaded by load_curl (base/curlapi.h). */
+static const struct curlapi *api;
+
+/* Returns 0, or TOOLS_EXIT_FAILED with t->err saying what is missing. */
 static int load_curl(struct tools_ctx *t)
 {
-  static int loaded;
-  if (loaded)
+  char why[256];
+  if (api)
     return 0;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "the network tools need libcurl: %s",
-                      dlcurl_error());
-  loaded = 1;
+  if (!(api = curlapi_get(why, sizeof why)))
+    return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "the network tools need libcurl: %s", why);
   return 0;
 }
 
@@ -110,32 +110,32 @@ static int host_allowed(const struct tools_ctx *t, const char *host)
 static int do_fetch(struct tools_ctx *t, CURLU *u, struct fetch *f, long *status)
 {
   char errbuf[CURL_ERROR_SIZE] = "";
-  CURL *c = curl_easy_init();
+  CURL *c = api->easy_init();
   if (!c)
     return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "cannot start libcurl");
   f->body = xmalloc(f->max + 1);
   f->headers = json_object();
-  curl_easy_setopt(c, CURLOPT_CURLU, u);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(c, CURLOPT_CURLU, u);
+  api->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   /* A redirect is returned, not followed: its target may be a host the
    * policy does not allow. */
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TOOLS_FETCH_TIMEOUT_MS);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "drover/" DROVER_VERSION);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(c);
+  api->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  api->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TOOLS_FETCH_TIMEOUT_MS);
+  api->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(c, CURLOPT_USERAGENT, "drover/" DROVER_VERSION);
+  api->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  api->easy_setopt(c, CURLOPT_WRITEDATA, f);
+  api->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api->easy_setopt(c, CURLOPT_HEADERDATA, f);
+  api->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = api->easy_perform(c);
   if (rc == CURLE_WRITE_ERROR && f->truncated)
     rc = CURLE_OK;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-  curl_easy_cleanup(c);
+  api->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  api->easy_cleanup(c);
   if (rc != CURLE_OK)
     return tools_fail(t, TOOLS_EXIT_FAILED, NULL, "fetch failed: %s",
-                      *errbuf ? errbuf : curl_easy_strerror(rc));
+                      *errbuf ? errbuf : api->easy_strerror(rc));
   return 0;
 }
 
@@ -152,15 +152,15 @@ static int parse_url(struct tools_ctx *t, const char *url, int check_host, CURLU
 {
   char *scheme = NULL, *host = NULL;
   int rc = 0;
-  *u = curl_url();
-  if (curl_url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+  *u = api->url();
+  if (api->url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      api->url_get(*u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
     rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL,
                     "\"url\" '%.200s' is not a URL like https://host/path", url);
   } else if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
                     "url '%.200s' refused: only http and https are fetched", url);
-  } else if (curl_url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+  } else if (api->url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
     rc = tools_fail(t, TOOLS_EXIT_USAGE, NULL, "\"url\" '%.200s' has no host", url);
   } else if (check_host && !host_allowed(t, host)) {
     rc = tools_fail(t, TOOLS_EXIT_REFUSED, "fetch-allow",
@@ -168,10 +168,10 @@ static int parse_url(struct tools_ctx *t, const char *url, int check_host, CURLU
                     t->nfetch_allow ? "only its --fetch-allow hosts" : "no host",
                     t->nfetch_allow ? "" : " (start it with --fetch-allow HOST)");
   }
-  curl_free(scheme);
-  curl_free(host);
+  api->free(scheme);
+  api->free(host);
   if (rc) {
-    curl_url_cleanup(*u);
+    api->url_cleanup(*u);
     *u = NULL;
   }
   return rc;
@@ -196,7 +196,6 @@ int tools_fetch_url(struct tools_ctx *t, json_t *args, json_t **out)
   /* A larger max_bytes than the policy's is cut to it: the body then says
    * "truncated", as for any body past the bound. */
   f.max = max < t->max_bytes ? (size_t)max : (size_t)t->max_bytes;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   rc = do_fetch(t, u, &f, &status);
   if (rc == 0) {
     json_t *o = json_object();
@@ -207,8 +206,7 @@ int tools_fetch_url(struct tools_ctx *t, json_t *args, json_t **out)
     *out = o;
   }
   fetch_release(&f);
-  curl_url_cleanup(u);
-  curl_global_cleanup();
+  api->url_cleanup(u);
   return rc;
 }
 
@@ -238,11 +236,10 @@ int tools_web_search(struct tools_ctx *t, json_t *args, json_t **out)
   if ((rc = load_curl(t)) || (rc = parse_url(t, t->search_url, 0, &u)))
     return rc;
   char *q = xasprintf("q=%s", query);
-  curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE);
-  curl_url_set(u, CURLUPART_QUERY, "format=json", CURLU_APPENDQUERY);
+  api->url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE);
+  api->url_set(u, CURLUPART_QUERY, "format=json", CURLU_APPENDQUERY);
   free(q);
   f.max = (size_t)t->max_bytes;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   rc = do_fetch(t, u, &f, &status);
   json_t *doc = NULL;
   if (rc == 0 && status != 200)
@@ -276,7 +273,6 @@ int tools_web_search(struct tools_ctx *t, json_t *args, json_t **out)
   }
   json_decref(doc);
   fetch_release(&f);
-  curl_url_cleanup(u);
-  curl_global_cleanup();
+  api->url_cleanup(u);
   return rc;
 }

@@ -103,6 +103,66 @@ static void test_job_pb_unsupported_is_refused(void **state)
   assert_int_equal(job_spec_check(&s, err, sizeof(err)), 0);
 }
 
+/* Container jobs: image and command or argv through JobSpec and back; what
+ * the spec check refuses. */
+static void test_job_pb_container(void **state)
+{
+  struct job j, back;
+  char err[256];
+  job_init(&j);
+  j.kind = JOB_CONTAINER;
+  j.image = xstrdup("alpine:3");
+  j.command = xstrdup("echo hi");
+  pb_JobSpec *s = repack(job_to_pb(&j));
+  assert_int_equal(s->kind, DROVER__V1__JOB_KIND__JOB_KIND_CONTAINER);
+  assert_string_equal(s->image, "alpine:3");
+  assert_int_equal(job_from_pb(&back, s, err, sizeof(err)), 0);
+  assert_int_equal(back.kind, JOB_CONTAINER);
+  assert_string_equal(back.image, "alpine:3");
+  assert_string_equal(back.command, "echo hi");
+  assert_null(back.argv);
+  job_release(&back);
+  /* The result's OOM kill goes through JobResult too. */
+  struct job_result r, rb;
+  job_result_init(&r);
+  r.oom_killed = 1;
+  r.signal = 9;
+  pb_JobResult *pr = job_result_to_pb(&r);
+  job_result_from_pb(&rb, pr);
+  assert_int_equal(rb.oom_killed, 1);
+  protobuf_c_message_free_unpacked(&pr->base, NULL);
+  job_result_release(&rb);
+  job_result_release(&r);
+
+  /* Fields of the unpacked message are swapped for the checks, then put
+   * back before it is freed. */
+  char *cmd0 = s->command;
+  s->command = NULL;
+  char *argv[] = {"ls", "-l"};
+  char *keep = s->image;
+  s->image = "";
+  assert_int_equal(job_spec_check(s, err, sizeof(err)), -1);
+  assert_string_equal(err, "\"image\" is required for a container job");
+  s->image = keep;
+  s->stdin = 1;
+  assert_int_equal(job_spec_check(s, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "cannot read stdin"));
+  s->stdin = 0;
+  s->n_argv = 2;
+  char **old_argv = s->argv;
+  s->argv = argv;
+  assert_int_equal(job_spec_check(s, err, sizeof(err)), 0);
+  s->argv = old_argv;
+  s->n_argv = 0;
+  s->kind = DROVER__V1__JOB_KIND__JOB_KIND_SHELL;
+  s->command = "true";
+  assert_int_equal(job_spec_check(s, err, sizeof(err)), -1);
+  assert_string_equal(err, "\"image\" is used only by a container job");
+  s->command = cmd0;
+  protobuf_c_message_free_unpacked(&s->base, NULL);
+  job_release(&j);
+}
+
 static void test_job_pb_result_round_trip(void **state)
 {
   struct job_result r, back;
@@ -161,6 +221,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_job_pb_round_trip),
       cmocka_unit_test(test_job_pb_unsupported_is_refused),
+      cmocka_unit_test(test_job_pb_container),
       cmocka_unit_test(test_job_pb_result_round_trip),
       cmocka_unit_test(test_job_pb_state_machine),
   };

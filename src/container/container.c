@@ -713,7 +713,11 @@ int container_start(uv_loop_t *loop, const struct job *j, const struct container
   /* A host that is not a unix socket, or no libcurl, fails the job (with
    * the reason), as an engine that does not answer does. */
   char host_err[512] = "";
-  if (dockerhttp_new(loop, opts->host, &c->http, host_err, sizeof host_err) < 0) {
+  if (opts->refuse) {
+    snprintf(host_err, sizeof host_err, "%s", opts->refuse);
+    c->http = NULL;
+    c->freed_http = 1;
+  } else if (dockerhttp_new(loop, opts->host, &c->http, host_err, sizeof host_err) < 0) {
     c->http = NULL;
     c->freed_http = 1;
   }

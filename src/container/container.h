@@ -47,6 +47,9 @@ struct container_opts {
   const char *node; /* the value of the drover.agent label; NULL or "": no such label */
   size_t max_line;  /* 0: LINES_DEFAULT_MAX */
   int raw_output;   /* as exec_opts.raw_output */
+  /* Not NULL: the runner's policy refused the job; it fails at once with
+   * this reason, as when the engine cannot be reached. */
+  const char *refuse;
 };
 
 /* Starts job j (kind JOB_CONTAINER; read during the call only). Returns 0

@@ -804,8 +804,10 @@ static int start_container(uv_loop_t *loop, const struct job *j, const struct ex
                            const struct exec_ops *ops, void *ud, struct exec **out)
 {
   static const struct container_ops cops = {ctr_line, ctr_data, ctr_exit};
-  struct container_opts co = {opts->docker_host, opts->docker_node, opts->max_line,
-                              opts->raw_output};
+  struct container_opts co = {.host = opts->docker_host,
+                              .node = opts->docker_node,
+                              .max_line = opts->max_line,
+                              .raw_output = opts->raw_output};
   struct exec *e = xcalloc(1, sizeof *e);
   int rc;
 
@@ -815,7 +817,14 @@ static int start_container(uv_loop_t *loop, const struct job *j, const struct ex
   e->ops = *ops;
   e->ud = ud;
   cmd_job_copy(&e->job, j);
-  if ((rc = container_start(loop, &e->job, &co, &cops, e, &e->ctr)) < 0) {
+  /* The runner's defaults, maxima and required isolation hold for a
+   * container job too; the engine enforces them (dockerjson.c). */
+  char *refused = NULL;
+  sbx_job_policy(opts->sandbox, &e->job, &refused);
+  co.refuse = refused;
+  rc = container_start(loop, &e->job, &co, &cops, e, &e->ctr);
+  free(refused);
+  if (rc < 0) {
     job_release(&e->job);
     free(e);
     return rc;

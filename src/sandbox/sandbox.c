@@ -267,6 +267,16 @@ static char *cannot_limit(const struct sbx *s, const struct job *j)
                    sbx_cgroot_mode_name(root), strcmp(which, "cpus") == 0 ? "cpu" : which);
 }
 
+int sbx_job_policy(const struct sbx *s, struct job *j, char **error)
+{
+  *error = NULL;
+  if (!s)
+    return 0;
+  apply_policy(s, j);
+  *error = over_max(s, j);
+  return *error ? -1 : 0;
+}
+
 int sbx_job_new(struct sbx *s, struct job *j, const char *path, char *const *argv,
                 struct sbx_job **out, char **error)
 {

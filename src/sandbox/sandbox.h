@@ -64,6 +64,11 @@ void sbx_isolate_all(struct job_isolation *iso);
 
 struct sbx_job;
 
+/* For a job the runner hands to something else (a container job, which the
+ * Docker engine limits and isolates): writes the runner's defaults and
+ * required isolation into j and checks it against the maxima. Returns 0, or
+ * -1 with *error (heap, for the user). s NULL: 0, nothing done. */
+int sbx_job_policy(const struct sbx *s, struct job *j, char **error);
 /* Prepares job j (exec's own copy: the runner's defaults and required
  * isolation are written into it) whose program is path/argv. Checks it
  * against the maxima and against what this machine can give, makes its

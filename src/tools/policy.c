@@ -97,6 +97,16 @@ int tools_policy_setup(struct tools_policy *p, char *err, size_t errlen)
     p->isolation.network = JOB_NET_NONE;
     p->isolation.read_only = 1;
     p->isolation.read_only_workdir = 1;
+    /* The folder of drover's own binary, bound read-only at its path: the
+     * job runs that binary, and a build under /tmp would otherwise be
+     * hidden by the sandbox's private /tmp. */
+    char *slash = strrchr(exe, '/');
+    if (slash && slash != exe) {
+      char *dir = xstrndup(exe, (size_t)(slash - exe));
+      p->isolation.mounts = xcalloc(1, sizeof *p->isolation.mounts);
+      p->isolation.mounts[0] = (struct job_mount){dir, xstrdup(dir), 1};
+      p->isolation.nmounts = 1;
+    }
   }
   if (add_roots(p, &cap, &p->roots, "tool-root", err, errlen) < 0 ||
       add_roots(p, &cap, &p->write_roots, "tool-write-root", err, errlen) < 0) {

@@ -43,9 +43,9 @@ struct tools_policy {
    "enable only these tools (file_read,grep,...; default: all)"},                                  \
   {"search-url", 0, CFG_STRING, offsetof(type, f.search_url), NULL, NULL, 0, 0, "URL",             \
    "web_search asks this SearXNG-compatible JSON endpoint (http://HOST/search)"},                  \
-  {"tool-isolate", 0, CFG_BOOL, offsetof(type, f.isolate), NULL, NULL, 0, 0, NULL,                 \
-   "tool jobs ask for network none (but fetch_url, web_search), a read-only root and the roots "   \
-   "bound in; refused where the runner cannot isolate"}
+  {"tool-isolate", 0, CFG_BOOL, offsetof(type, f.isolate), "true", NULL, 0, 0, NULL,               \
+   "tool jobs get network none (but fetch_url, web_search), a read-only root and the roots "       \
+   "bound in; a tool job fails where the runner cannot isolate (=false: no isolation)"}
 /* clang-format on */
 
 /* Checks p (every root an existing folder, made absolute; every name in

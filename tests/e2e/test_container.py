@@ -284,3 +284,25 @@ def test_container_agent_shutdown_cancels_and_removes(drover, docker, jobs, agen
     check_clean(a.stderr())
     assert result(jobs, "s")["status"] == "cancelled"
     assert not docker.containers("drover.job=s")
+
+
+def test_container_jobs_obey_the_agents_limits_policy(drover, docker, jobs, agent):
+    # The agent's maxima, defaults and required isolation hold for container
+    # jobs as for processes: over the maximum is refused before any container
+    # exists; a job that asks for nothing gets the default, and the required
+    # network none, from the engine.
+    agent("--docker-host", docker.host, "--max-memory", "64M", "--default-memory", "32M",
+          "--require-isolation", "network")
+    drop(jobs, "big.json", {"id": "big", "image": IMAGE, "command": "true",
+                            "resources": {"memory": "128M"}})
+    r = result(jobs, "big", timeout=60)
+    assert r["status"] == "failed" and r["exit"] == 125, r
+    assert "more than this runner's maximum" in r["error"], r
+    drop(jobs, "plain.json", {"id": "plain", "image": IMAGE,
+                              "command": "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                         "/sys/fs/cgroup/memory.max 2>/dev/null; ls /sys/class/net"})
+    r = result(jobs, "plain", timeout=60)
+    assert r["status"] == "succeeded", r
+    out = log_of(jobs, "plain")
+    assert str(32 << 20) in out, out
+    assert "eth0" not in out and "lo" in out, out

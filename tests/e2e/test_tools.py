@@ -305,12 +305,26 @@ def test_tools_isolate_never_runs_without_the_sandbox(drover, tree):
                        cwd=tree)
     assert not SANITIZER.search(r.stderr), r.stderr
     if r.returncode == 125:   # refused before it started, with the executor's reason
+        assert os.geteuid() != 0, "root can isolate: " + r.stderr
         assert r.stderr.startswith("error: ") and r.stdout == ""
         assert not (tree / "root" / "w" / "iso.txt").exists()
     else:
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"bytes": 1}
+        assert (tree / "root" / "w" / "iso.txt").read_text() == "x"
 
+
+
+def test_tools_isolation_can_be_turned_off(drover, tree):
+    # Isolation is the default (every other test here runs with it); with
+    # --tool-isolate=false the same call runs in the runner's namespaces.
+    cmd = [drover, "run", *policy(tree), "--tool-isolate=false", "--tool", "file_write", "--args",
+           json.dumps({"path": "w/plain.txt", "content": "y"})]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=clean_env(), cwd=tree)
+    assert not SANITIZER.search(r.stderr), r.stderr
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"bytes": 1}
+    assert (tree / "root" / "w" / "plain.txt").read_text() == "y"
 
 GREP_PATTERNS = ["TODO", "colou?r", "a+b", r"x{2}yz", r"error_\d{3} occurred", r"^\s*int\b",
                  r"(?i)todo", "foo|bar", r"[(]void[)]", r"\.c$", r"e\s+", "zz+top", r"\Qa.b\E",

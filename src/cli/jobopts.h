@@ -42,8 +42,8 @@ struct jobopts {
   char *idempotency_key;
   struct jobopts_sandbox sbx;
   char *image; /* --image: a container job (docs/containers.md) */
-  char *tool; /* --tool NAME: a tool job (docs/tools.md) ... */
-  char *args; /* ... with --args JSON (an object) */
+  char *tool;  /* --tool NAME: a tool job (docs/tools.md) ... */
+  char *args;  /* ... with --args JSON (an object) */
 };
 
 /* The table entries, for a struct `type` that holds a struct jobopts named

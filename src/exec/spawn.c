@@ -1,7 +1,7 @@
 /* spawn.c - clone(CLONE_VM|CLONE_VFORK) + execve of one job process, as
  * glibc's posix_spawn does it, with what posix_spawn cannot give: setsid and
- * a fourth fd together, rusage from wait4, and (later) cgroup and namespace
- * setup before exec. */
+ * a fourth fd together, rusage from wait4, and the sandbox's setup before
+ * exec (src/sandbox/child.c: cgroup, namespaces, mounts, user). */
 #include "exec/spawn.h"
 
 #include <errno.h>

@@ -144,9 +144,16 @@ static void test_tools_job_prepare_builds_argv_and_isolation(void **state)
   tools_job_prepare(&j, &p);
   assert_int_equal(j.isolation.network, JOB_NET_NONE);
   assert_true(j.isolation.read_only);
-  assert_int_equal(j.isolation.nmounts, 1);
-  assert_true(j.isolation.mounts[0].read_only);
-  assert_string_equal(j.isolation.mounts[0].src, j.isolation.mounts[0].dst);
+  /* the folder of drover's own binary, then the root: both read-only */
+  assert_int_equal(j.isolation.nmounts, 2);
+  for (size_t i = 0; i < 2; i++) {
+    assert_true(j.isolation.mounts[i].read_only);
+    assert_string_equal(j.isolation.mounts[i].src, j.isolation.mounts[i].dst);
+  }
+  size_t dl = strlen(j.isolation.mounts[0].src);
+  assert_memory_equal(j.tool_argv[0], j.isolation.mounts[0].src, dl);
+  assert_int_equal(j.tool_argv[0][dl], '/');
+  assert_null(strchr(j.tool_argv[0] + dl + 1, '/'));
   assert_string_equal(j.workdir, "/");
   job_release(&j);
   parse_ok("{\"tool\": \"fetch_url\", \"args\": {\"url\": \"http://x/\"}}", &j);

@@ -281,10 +281,17 @@ void sbx_cgroot_init(struct sbx_cgroot *root, enum sbx_cg_mode mode, const char 
       char *base = parent
                        ? xasprintf("%s%s%s", v1mnt[i], parent[0] == '/' ? "" : "/", parent)
                        : xasprintf("%s%s/drover-%s", v1mnt[i], strcmp(own, "/") ? own : "", name);
-      if (make_base(base))
+      /* Hybrid: the v2 group tracks and kills, and a job joins a v1 group
+       * only for a limit (v1_needed), so BASE is made then, not by every
+       * `drover run` (a mkdir and an rmdir in each of five hierarchies). */
+      if (root->v2 && mode == SBX_CG_AUTO && !parent && access(root->orig_v1[i], W_OK) == 0) {
         root->v1[i] = base;
-      else
+        root->v1_lazy[i] = 1;
+      } else if (make_base(base)) {
+        root->v1[i] = base;
+      } else {
         free(base);
+      }
     }
   }
   free(self);
@@ -378,8 +385,23 @@ int sbx_cgroot_reserve(struct sbx_cgroot *root, uint64_t bytes)
   return write_at(dir, "memory.min", v);
 }
 
+/* Makes v1 BASE i if it was left to be made when needed. */
+static int v1_base(struct sbx_cgroot *root, int i)
+{
+  if (!root->v1_lazy[i])
+    return 0;
+  errno = 0;
+  if (!make_base(root->v1[i]))
+    return errno ? -errno : -EACCES;
+  root->v1_lazy[i] = 0;
+  return 0;
+}
+
 int sbx_cgroot_enter(struct sbx_cgroot *root)
 {
+  for (int i = 0; i < SBX_V1_N; i++)
+    if (root->v1[i])
+      v1_base(root, i);
   char dir[4096];
   int rc = 0;
   const char *bases[SBX_V1_N + 1];
@@ -524,7 +546,7 @@ static int set_limits(struct sbx_cgroup *cg, const struct sbx_cgroot *root,
   return 0;
 }
 
-int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const char *id,
+int sbx_cgroup_create(struct sbx_cgroup *cg, struct sbx_cgroot *root, const char *id,
                       unsigned attempt, const struct job_resources *r, char *msg, size_t msglen)
 {
   char leaf[256], path[4096];
@@ -532,6 +554,12 @@ int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, cons
 
   snprintf(leaf, sizeof leaf, "job-%u-%s", attempt, id);
   cg_paths(cg, root, leaf, r);
+  for (int i = 0; i < SBX_V1_N; i++)
+    if (cg->v1[i] && (rc = v1_base(root, i)) < 0) {
+      snprintf(msg, msglen, "cannot make the cgroup '%s': %s", root->v1[i], strerror(-rc));
+      cg_free(cg);
+      return rc;
+    }
   const char *dirs[SBX_V1_N + 1];
   int n = 0;
   if (cg->v2)

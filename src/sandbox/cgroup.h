@@ -40,6 +40,7 @@ struct sbx_cgroot {
   char *v2;                    /* BASE in the unified hierarchy; NULL: not used */
   int v2_mem, v2_pids, v2_cpu; /* controllers enabled for BASE's children */
   char *v1[SBX_V1_N];          /* BASE per v1 controller; NULL: not used */
+  int v1_lazy[SBX_V1_N];       /* BASE not made yet: made when a job or the runner needs it */
   char *why;                   /* when nothing is usable: why (for the log), else NULL */
   /* Where the runner was before sbx_cgroot_enter (it goes back on release). */
   char *orig_v2, *orig_v1[SBX_V1_N];
@@ -94,7 +95,7 @@ struct sbx_cgroup {
  * limits r (0 fields: none) and opens what the child needs to join it.
  * Returns 0, or -errno with msg (for the user) filled. A leftover group of
  * the same name (a previous life) is emptied and reused. */
-int sbx_cgroup_create(struct sbx_cgroup *cg, const struct sbx_cgroot *root, const char *id,
+int sbx_cgroup_create(struct sbx_cgroup *cg, struct sbx_cgroot *root, const char *id,
                       unsigned attempt, const struct job_resources *r, char *msg, size_t msglen);
 /* SIGKILLs every process in the group, now and (v1, no cgroup.kill) until a
  * pass finds none, fork races included. Safe to call again. */

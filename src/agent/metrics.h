@@ -2,12 +2,12 @@
  * resources and capabilities when it registers, load figures in every
  * heartbeat. Linux only (/proc, statvfs, getifaddrs).
  *
- * Capabilities describe the host, not what jobs get: this version runs jobs
- * in their own process group only, without cgroups or namespaces. They are
+ * Capabilities describe the host; the session then narrows them to what
+ * jobs really get (sbx_capabilities_adjust, sandbox.h). They are
  *   cgroup.v1, cgroup.v2   such a hierarchy is mounted (/proc/self/mounts) and
  *                          this process is in it (/proc/self/cgroup)
  *   ns.user, ns.pid, ns.net, ns.mount   the kernel has the namespace (/proc/self/ns)
- *   docker                 /var/run/docker.sock accepts a connection */
+ *   docker                 the engine at --docker-host answers GET /_ping */
 #ifndef DROVER_AGENT_METRICS_H
 #define DROVER_AGENT_METRICS_H
 

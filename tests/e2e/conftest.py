@@ -40,10 +40,12 @@ def pb(tmp_path_factory):
 
 
 # Agents the tests kill with SIGKILL and never start again on the same state
-# dir leave their (empty) job cgroups and base groups behind: only the next
-# life of that agent would sweep them. The suite removes the empty ones it
-# made, so a run leaves the machine's cgroup trees as it found them. A group
-# that still holds a process is left alone (rmdir refuses it) and reported.
+# dir leave their job cgroups and base groups behind: only the next life of
+# that agent would sweep them, killing what is in them (a job's grandchild
+# outlives a killed agent until then: PR_SET_PDEATHSIG reaches the job's first
+# process only). The suite does what that next life would: it kills what is
+# left in the groups it made (cgroup.kill) and removes them, so a run leaves
+# the machine as it found it, and says which groups still held processes.
 CGROUP_ROOTS = [pathlib.Path("/sys/fs/cgroup/unified")] + [
     pathlib.Path("/sys/fs/cgroup") / h for h in ("memory", "pids", "cpu", "cpuacct", "freezer")]
 
@@ -61,10 +63,27 @@ def pytest_sessionstart(session):
     session.config._drover_cgroups_before = _drover_bases()
 
 
+def _populated(group):
+    try:
+        return "populated 1" in (group / "cgroup.events").read_text()
+    except OSError:
+        return False
+
+
 def pytest_sessionfinish(session, exitstatus):
+    import time
     before = getattr(session.config, "_drover_cgroups_before", set())
-    left = []
-    for base in sorted(_drover_bases() - before, key=lambda p: -len(p.parts)):
+    new = sorted(_drover_bases() - before, key=lambda p: -len(p.parts))
+    killed, left = [], []
+    for base in new:
+        for child in base.iterdir():
+            if child.is_dir() and _populated(child) and (child / "cgroup.kill").exists():
+                killed.append(child.name)
+                (child / "cgroup.kill").write_text("1")
+                deadline = time.monotonic() + 5
+                while _populated(child) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+    for base in new:
         for child in list(base.iterdir()):
             if child.is_dir():
                 try:
@@ -75,6 +94,8 @@ def pytest_sessionfinish(session, exitstatus):
             base.rmdir()
         except OSError:
             left.append(str(base))
-    if left:
-        print(f"\nconftest: cgroups that still hold processes, left in place: {left[:10]}",
+    if killed:
+        print(f"\nconftest: killed what was left in job cgroups of killed agents: {killed[:10]}",
               file=sys.stderr)
+    if left:
+        print(f"\nconftest: cgroups that could not be removed: {left[:10]}", file=sys.stderr)

@@ -30,6 +30,13 @@ int cli_token(int argc, char **argv);
  * only places where plain h2c without authentication is acceptable. */
 int cli_addr_is_local(const char *addr);
 
+/* `drover GROUP <subcommand>`: runs the one of cmds (n of them) named by
+ * argv[1] with argv + 1, or prints the group's usage (about: one line on
+ * what the group works on; the summaries of cmds) for -h, --help and help
+ * (exit 0), no subcommand or an unknown one (an error first, exit 2). */
+int cli_subcommands(const char *group, const char *about, const struct cli_cmd *cmds, size_t n,
+                    int argc, char **argv);
+
 struct cfg_opt;
 /* After a bad flag or argument: prints "error: <msg>" and the command's usage
  * to stderr, and returns CLI_EXIT_USAGE. */

@@ -656,31 +656,10 @@ static const struct cli_cmd subcommands[] = {
     {"events", job_events, "show a job's changes of state"},
 };
 
-static void usage(FILE *f)
-{
-  fprintf(f, "usage: drover job <subcommand> [options] [args]\n\n"
-             "jobs on a coordinator (drover server or drover dev; --addr ADDR or DROVER_ADDR,\n"
-             "default " CLIENT_DEFAULT_ADDR ").\n\nsubcommands:\n");
-  for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
-    fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-  fprintf(f, "\n'drover job <subcommand> --help' describes its options.\n");
-}
-
 int cli_job(int argc, char **argv)
 {
-  if (argc < 2) {
-    fprintf(stderr, "error: 'drover job' needs a subcommand\n");
-    usage(stderr);
-    return CLI_EXIT_USAGE;
-  }
-  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-    usage(stdout);
-    return CLI_EXIT_OK;
-  }
-  for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
-    if (!strcmp(argv[1], subcommands[i].name))
-      return subcommands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "error: unknown subcommand 'drover job %s'\n", argv[1]);
-  usage(stderr);
-  return CLI_EXIT_USAGE;
+  return cli_subcommands("job",
+                         "jobs on a coordinator (drover server or drover dev; --addr ADDR or "
+                         "DROVER_ADDR,\ndefault " CLIENT_DEFAULT_ADDR ").",
+                         subcommands, ARRAY_SIZE(subcommands), argc, argv);
 }

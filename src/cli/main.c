@@ -48,6 +48,36 @@ int cli_usage_error(const char *cmd, const char *args, const char *summary,
   return CLI_EXIT_USAGE;
 }
 
+static void subcommands_usage(FILE *f, const char *group, const char *about,
+                              const struct cli_cmd *cmds, size_t n)
+{
+  fprintf(f, "usage: drover %s <subcommand> [options] [args]\n\n%s\n\nsubcommands:\n", group,
+          about);
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
+  fprintf(f, "\n'drover %s <subcommand> --help' describes its options.\n", group);
+}
+
+int cli_subcommands(const char *group, const char *about, const struct cli_cmd *cmds, size_t n,
+                    int argc, char **argv)
+{
+  if (argc < 2) {
+    fprintf(stderr, "error: 'drover %s' needs a subcommand\n", group);
+    subcommands_usage(stderr, group, about, cmds, n);
+    return CLI_EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    subcommands_usage(stdout, group, about, cmds, n);
+    return CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(argv[1], cmds[i].name))
+      return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "error: unknown subcommand 'drover %s %s'\n", group, argv[1]);
+  subcommands_usage(stderr, group, about, cmds, n);
+  return CLI_EXIT_USAGE;
+}
+
 /* A closed fd 0, 1 or 2 would be handed to the next open(): libuv's epoll
  * fd or a job's pipe would become "stdin" or "stdout", and writes meant for
  * the terminal would land in it (libuv asserts on it). /dev/null takes the

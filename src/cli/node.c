@@ -284,31 +284,10 @@ static const struct cli_cmd subcommands[] = {
     {"drain", node_drain, "stop giving a node new jobs"},
 };
 
-static void usage(FILE *f)
-{
-  fprintf(f, "usage: drover node <subcommand> [options] [args]\n\n"
-             "the nodes (agents) of a coordinator (--addr ADDR or DROVER_ADDR, "
-             "default " CLIENT_DEFAULT_ADDR ").\n\nsubcommands:\n");
-  for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
-    fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-  fprintf(f, "\n'drover node <subcommand> --help' describes its options.\n");
-}
-
 int cli_node(int argc, char **argv)
 {
-  if (argc < 2) {
-    fprintf(stderr, "error: 'drover node' needs a subcommand\n");
-    usage(stderr);
-    return CLI_EXIT_USAGE;
-  }
-  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-    usage(stdout);
-    return CLI_EXIT_OK;
-  }
-  for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
-    if (!strcmp(argv[1], subcommands[i].name))
-      return subcommands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "error: unknown subcommand 'drover node %s'\n", argv[1]);
-  usage(stderr);
-  return CLI_EXIT_USAGE;
+  return cli_subcommands("node",
+                         "the nodes (agents) of a coordinator (--addr ADDR or DROVER_ADDR, "
+                         "default " CLIENT_DEFAULT_ADDR ").",
+                         subcommands, ARRAY_SIZE(subcommands), argc, argv);
 }

@@ -90,27 +90,11 @@ out:
   return code;
 }
 
-static void usage(FILE *f)
-{
-  fprintf(f, "usage: drover token create [options]\n\n"
-             "subcommands:\n  create   make a registration token for agents and print it\n"
-             "\n'drover token create --help' describes its options.\n");
-}
-
 int cli_token(int argc, char **argv)
 {
-  if (argc < 2) {
-    fprintf(stderr, "error: 'drover token' needs a subcommand\n");
-    usage(stderr);
-    return CLI_EXIT_USAGE;
-  }
-  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-    usage(stdout);
-    return CLI_EXIT_OK;
-  }
-  if (!strcmp(argv[1], "create"))
-    return token_create(argc - 1, argv + 1);
-  fprintf(stderr, "error: unknown subcommand 'drover token %s'\n", argv[1]);
-  usage(stderr);
-  return CLI_EXIT_USAGE;
+  static const struct cli_cmd subcommands[] = {
+      {"create", token_create, "make a registration token for agents and print it"},
+  };
+  return cli_subcommands("token", "registration tokens of a coordinator, for agents.", subcommands,
+                         ARRAY_SIZE(subcommands), argc, argv);
 }

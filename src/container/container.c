@@ -78,6 +78,24 @@ struct container {
 };
 
 static void step_create(struct container *c);
+
+/* One engine call on the steps' request: a gathered body (no on_body) unless
+ * one is given, STEP_TIMEOUT_MS unless timeout_ms says otherwise. path is
+ * freed. Returns dockerhttp_request's 0 or -ENOMEM. */
+static int
+request_step(struct container *c, const char *method, char *path, const char *json, long timeout_ms,
+             void (*on_body)(struct dockerhttp_req *, const char *, size_t),
+             void (*on_done)(struct dockerhttp_req *, const char *, long, const char *, size_t))
+{
+  c->r_step.on_headers = NULL;
+  c->r_step.on_body = on_body;
+  c->r_step.timeout_ms = timeout_ms;
+  c->r_step.on_done = on_done;
+  int rc = dockerhttp_request(c->http, &c->r_step, method, path, json);
+  free(path);
+  return rc;
+}
+
 static void step_remove(struct container *c);
 static void on_kick(uv_timer_t *t);
 
@@ -274,14 +292,8 @@ static void step_remove(struct container *c)
     finish(c);
     return;
   }
-  char *path = xasprintf("/containers/%s?force=1&v=1", c->id);
-  c->r_step.on_headers = NULL;
-  c->r_step.on_body = NULL;
-  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
-  c->r_step.on_done = on_removed;
-  int rc = dockerhttp_request(c->http, &c->r_step, "DELETE", path, NULL);
-  free(path);
-  if (rc < 0)
+  if (request_step(c, "DELETE", xasprintf("/containers/%s?force=1&v=1", c->id), NULL,
+                   STEP_TIMEOUT_MS, NULL, on_removed) < 0)
     finish(c);
 }
 
@@ -304,14 +316,8 @@ static void on_inspected(struct dockerhttp_req *rq, const char *err, long status
 
 static void step_inspect(struct container *c)
 {
-  char *path = xasprintf("/containers/%s/json", c->id);
-  c->r_step.on_headers = NULL;
-  c->r_step.on_body = NULL;
-  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
-  c->r_step.on_done = on_inspected;
-  int rc = dockerhttp_request(c->http, &c->r_step, "GET", path, NULL);
-  free(path);
-  if (rc < 0)
+  if (request_step(c, "GET", xasprintf("/containers/%s/json", c->id), NULL, STEP_TIMEOUT_MS, NULL,
+                   on_inspected) < 0)
     step_remove(c);
 }
 
@@ -461,14 +467,8 @@ static void step_start(struct container *c)
     step_remove(c);
     return;
   }
-  char *path = xasprintf("/containers/%s/start", c->id);
-  c->r_step.on_headers = NULL;
-  c->r_step.on_body = NULL;
-  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
-  c->r_step.on_done = on_started;
-  int rc = dockerhttp_request(c->http, &c->r_step, "POST", path, NULL);
-  free(path);
-  if (rc < 0)
+  if (request_step(c, "POST", xasprintf("/containers/%s/start", c->id), NULL, STEP_TIMEOUT_MS, NULL,
+                   on_started) < 0)
     fail(c, xstrdup("cannot start the container: out of memory"));
 }
 
@@ -587,13 +587,8 @@ static void step_pull(struct container *c)
   sys_line(c, line);
   free(line);
   c->pulling = 1;
-  c->r_step.timeout_ms = 0; /* as long as the image takes; a cancel stops it */
-  c->r_step.on_headers = NULL;
-  c->r_step.on_body = on_pull_body;
-  c->r_step.on_done = on_pulled;
-  int rc = dockerhttp_request(c->http, &c->r_step, "POST", path, NULL);
-  free(path);
-  if (rc < 0)
+  /* No time limit: as long as the image takes; a cancel stops it. */
+  if (request_step(c, "POST", path, NULL, 0, on_pull_body, on_pulled) < 0)
     fail(c, xstrdup("cannot pull: out of memory"));
 }
 
@@ -635,11 +630,8 @@ static void on_created(struct dockerhttp_req *rq, const char *err, long status, 
 
 static void step_create(struct container *c)
 {
-  c->r_step.on_headers = NULL;
-  c->r_step.on_body = NULL;
-  c->r_step.timeout_ms = STEP_TIMEOUT_MS;
-  c->r_step.on_done = on_created;
-  if (dockerhttp_request(c->http, &c->r_step, "POST", "/containers/create", c->create_json) < 0)
+  if (request_step(c, "POST", xstrdup("/containers/create"), c->create_json, STEP_TIMEOUT_MS, NULL,
+                   on_created) < 0)
     fail(c, xstrdup("cannot create the container: out of memory"));
 }
 

@@ -281,6 +281,9 @@ static int make_sandbox(const struct agent_opts *o, int remote, struct sbx **out
     return -1;
   }
   sbx_sweep(*out);
+  if ((rc = sbx_watchdog(*out)) < 0)
+    log_warn("cannot start the watchdog that kills jobs' processes if the agent dies", "err=%s",
+             strerror(-rc));
   return 0;
 }
 

@@ -178,8 +178,13 @@ int cli_dev(int argc, char **argv)
     h = (h ^ (uint8_t)*p) * 16777619u;
   snprintf(sbx_name, sizeof(sbx_name), "dev-%08x", h);
   struct sbx_config sc = {.name = sbx_name, .enter = 1, .protect = 1, .log_what = "dev"};
-  if (sbx_new(&sc, &sbx, err, sizeof(err)) == 0)
+  if (sbx_new(&sc, &sbx, err, sizeof(err)) == 0) {
     sbx_sweep(sbx);
+    int wrc = sbx_watchdog(sbx);
+    if (wrc < 0)
+      log_warn("cannot start the watchdog that kills jobs' processes if drover dev dies", "err=%s",
+               strerror(-wrc));
+  }
 
   char *token = coord_ephemeral_token(ctx.coord, 1);
   char *state = xasprintf("%s/agent", o.data);

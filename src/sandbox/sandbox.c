@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -23,7 +25,8 @@
 struct sbx {
   struct sbx_config cfg;
   struct sbx_cgroot root;
-  int exe_fd; /* the drover binary, for the init of PID namespaces */
+  int exe_fd;      /* the drover binary, for the init of PID namespaces */
+  int watchdog_fd; /* write end of the watchdog's pipe (sbx_watchdog); -1: none */
 };
 
 struct sbx_job {
@@ -62,6 +65,7 @@ static int open_init(void)
 int sbx_new(const struct sbx_config *cfg, struct sbx **out, char *err, size_t errlen)
 {
   struct sbx *s = xcalloc(1, sizeof *s);
+  s->watchdog_fd = -1;
   s->cfg = *cfg;
   s->cfg.cgroup_parent = NULL; /* not kept: only used here */
   s->cfg.name = NULL;
@@ -136,6 +140,8 @@ void sbx_free(struct sbx *s)
   job_isolation_release(&s->cfg.required);
   if (s->exe_fd >= 0)
     close(s->exe_fd);
+  if (s->watchdog_fd >= 0)
+    close(s->watchdog_fd); /* the watchdog finds nothing left, and exits */
   free(s);
 }
 
@@ -145,6 +151,46 @@ int sbx_sweep(struct sbx *s)
   if (n > 0)
     log_info("removed job cgroups left by a previous run, with what was in them", "groups=%d", n);
   return n;
+}
+
+/* Why a process: a job's first process dies with the runner
+ * (PR_SET_PDEATHSIG), but what it started does not, and a runner killed with
+ * SIGKILL cannot act. The watchdog blocks on a pipe whose only write end is
+ * the runner's (close-on-exec, so no job holds it): when the runner is gone,
+ * however it went, the read returns, and the watchdog does what the runner's
+ * next start would (sbx_cgroot_sweep: kill what is in the job groups, remove
+ * them). It holds no other fd of the runner's, and ignores the signals a
+ * terminal sends to the whole process group. */
+int sbx_watchdog(struct sbx *s)
+{
+  int p[2];
+  if (!sbx_cgroot_usable(&s->root))
+    return 0;
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return -errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(p[0]);
+    close(p[1]);
+    return -e;
+  }
+  if (pid == 0) {
+    static const int quiet[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+    for (size_t i = 0; i < ARRAY_SIZE(quiet); i++)
+      signal(quiet[i], SIG_IGN);
+    prctl(PR_SET_NAME, "drover-watchdog");
+    dup2(p[0], 3);
+    syscall(SYS_close_range, 4, ~0u, 0);
+    char b;
+    while (read(3, &b, 1) < 0 && errno == EINTR)
+      ;
+    sbx_cgroot_sweep(&s->root);
+    _exit(0);
+  }
+  close(p[0]);
+  s->watchdog_fd = p[1];
+  return 0;
 }
 
 const char *sbx_mode_name(const struct sbx *s)

@@ -46,6 +46,12 @@ void sbx_free(struct sbx *s);
 /* Kills and removes job groups left by a previous life (see cgroup.h).
  * Returns how many were removed. */
 int sbx_sweep(struct sbx *s);
+/* For a long-lived runner (an agent, drover dev): starts a small process
+ * that, once the runner is gone (even by SIGKILL), kills what is left in
+ * its job groups and removes them, as sbx_sweep at the next start would.
+ * Call before the runner starts threads. Returns 0 (also when jobs get no
+ * cgroups: nothing to watch), or a negative errno. */
+int sbx_watchdog(struct sbx *s);
 /* "v2+v1 (hybrid)", "v1", "v2", "none". */
 const char *sbx_mode_name(const struct sbx *s);
 

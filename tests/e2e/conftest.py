@@ -39,13 +39,12 @@ def pb(tmp_path_factory):
     return load_stubs(generate_stubs(tmp_path_factory.mktemp("stubs")))
 
 
-# Agents the tests kill with SIGKILL and never start again on the same state
-# dir leave their job cgroups and base groups behind: only the next life of
-# that agent would sweep them, killing what is in them (a job's grandchild
-# outlives a killed agent until then: PR_SET_PDEATHSIG reaches the job's first
-# process only). The suite does what that next life would: it kills what is
-# left in the groups it made (cgroup.kill) and removes them, so a run leaves
-# the machine as it found it, and says which groups still held processes.
+# A runner's job groups must be empty once it is gone: its watchdog
+# (sbx_watchdog) kills what a runner killed with SIGKILL left in them, and a
+# runner whose watchdog was killed too is swept by its next life. At its end
+# the suite checks the drover groups it made: a process still in one is a
+# bug, which fails the run (after the process is killed, so that it does not
+# outlive the suite). Empty groups of agents never started again are removed.
 CGROUP_ROOTS = [pathlib.Path("/sys/fs/cgroup/unified")] + [
     pathlib.Path("/sys/fs/cgroup") / h for h in ("memory", "pids", "cpu", "cpuacct", "freezer")]
 
@@ -95,7 +94,8 @@ def pytest_sessionfinish(session, exitstatus):
         except OSError:
             left.append(str(base))
     if killed:
-        print(f"\nconftest: killed what was left in job cgroups of killed agents: {killed[:10]}",
-              file=sys.stderr)
+        print(f"\nconftest: processes outlived their runner in job cgroups {killed[:10]} "
+              "(killed now); a runner's watchdog or its next life should have", file=sys.stderr)
+        session.exitstatus = 1
     if left:
         print(f"\nconftest: cgroups that could not be removed: {left[:10]}", file=sys.stderr)

@@ -2,6 +2,7 @@
 "resources" and "isolation", the agent's defaults, maxima and required
 isolation, and a SIGKILLed agent whose next life leaves nothing running."""
 import os
+import pathlib
 import signal
 
 import pytest
@@ -56,7 +57,21 @@ def test_sandbox_agent_maxima_defaults_and_required_isolation(agent, jobs, tmp_p
     assert r["oom_killed"] is True and "memory limit (64M)" in r["error"]
 
 
-def test_sandbox_agent_killed_leaves_nothing_after_restart(agent, jobs, tmp_path):
+def watchdog_of(pid):
+    """The pid of the agent's watchdog (sbx_watchdog): its child named drover-watchdog."""
+    kids = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    [w] = [int(k) for k in kids
+           if pathlib.Path(f"/proc/{k}/comm").read_text().strip() == "drover-watchdog"]
+    return w
+
+
+@pytest.mark.parametrize("watchdog", ["alive", "killed too"])
+def test_sandbox_agent_killed_leaves_nothing_running(agent, jobs, tmp_path, watchdog):
+    # A job whose processes escape its process group (setsid) or ignore TERM.
+    # The agent is killed with SIGKILL: its watchdog kills what is left in the
+    # job's cgroup at once. When the watchdog is killed with it (a kill of
+    # the whole process group), the next life of the agent sweeps the group
+    # before it runs anything.
     a = agent(name="first")
     script = (f"( setsid sh -c 'echo $$ > {tmp_path}/p1; exec sleep 1000' & ) "
               "</dev/null >/dev/null 2>&1; "
@@ -67,15 +82,20 @@ def test_sandbox_agent_killed_leaves_nothing_after_restart(agent, jobs, tmp_path
     wait_for(lambda: all((tmp_path / f"p{i}").exists() and (tmp_path / f"p{i}").read_text()
                          for i in range(3)), 30, "the job's processes")
     pids = [int((tmp_path / f"p{i}").read_text()) for i in range(3)]
+    w = watchdog_of(a.proc.pid)
+    if watchdog == "killed too":
+        os.kill(w, signal.SIGKILL)
     a.kill(signal.SIGKILL)
     a.proc.wait(timeout=30)
     a.expect = -signal.SIGKILL
-    # The escaped ones live on with the agent gone (the leader had its
-    # parent-death signal)...
-    assert not gone(pids[1])
-    # ...until the next life sweeps the job's cgroup, before it runs anything.
+    if watchdog == "alive":
+        wait_for(lambda: all(gone(p) for p in pids), 10, "the job's processes killed")
+        wait_for(lambda: gone(w), 10, "the watchdog done")
+    else:
+        assert not gone(pids[1])  # the setsid one outlives its agent and watchdog ...
     b = agent(name="second")
-    b.wait_log("removed job cgroups left by a previous run")
+    if watchdog == "killed too":  # ... until the next life sweeps the job's cgroup
+        b.wait_log("removed job cgroups left by a previous run")
     assert [p for p in pids if not gone(p)] == []
     b.wait_log("job started job=esc")  # the job is run again (its attempt 2) ...
     drop(jobs / "cancel", "esc", "")   # ... and cancelled, so the agent can stop
@@ -127,7 +147,7 @@ def test_sandbox_agent_options_it_cannot_honour_are_errors(drover, jobs):
         check_clean(r.stderr)
 
 
-def test_sandbox_networked_agent_killed_leaves_nothing_after_restart(cluster, tmp_path):
+def test_sandbox_networked_agent_killed_leaves_nothing_running(cluster, tmp_path):
     from agentlib import agent as net_agent, restart_agent, submit
     from cluster import wait_for as cwait
     srv = cluster.server(node_timeout="30s")
@@ -137,8 +157,8 @@ def test_sandbox_networked_agent_killed_leaves_nothing_after_restart(cluster, tm
     pids = [int(cwait(lambda: (tmp_path / f"p{i}").exists() and (tmp_path / f"p{i}").read_text()
                       .strip(), what=f"p{i}")) for i in (0, 1)]
     a.kill9()
-    assert not gone(pids[1])   # the setsid one outlives its agent...
+    # The agent's watchdog kills the setsid one too, without waiting for a restart.
+    cwait(lambda: all(gone(p) for p in pids), what="the job's processes killed")
     b = restart_agent(cluster, srv, a)
-    b.wait_log("removed job cgroups left by a previous run")
-    assert [p for p in pids if not gone(p)] == []   # ...until the next life starts
+    b.wait_log("connected to the coordinator")  # its next life starts as usual
     assert jid
